@@ -1,0 +1,51 @@
+"""Central registration of every opsrl environment id.
+
+One table, as in ``gymnasium/envs/__init__.py``: each entry gives the id, the entry point and,
+where the family has one, a batched ``VecEnv`` that steps many copies in one numpy call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gymnasium as gym
+
+
+@dataclass(frozen=True)
+class EnvEntry:
+    """One registered environment id."""
+
+    id: str
+    entry_point: str
+    description: str
+    #: ``module:Class`` of a batched VecEnv taking ``(num_envs, seed=None, **env_kwargs)``.
+    batched_entry_point: str | None = None
+    max_episode_steps: int | None = None
+
+
+ENV_TABLE: tuple[EnvEntry, ...] = (
+    # The lot-sizing episode ends at its own horizon (an env argument), so no TimeLimit here:
+    # a registered max_episode_steps would cut a longer horizon short.
+    EnvEntry(
+        id="opsrl/LotSizing-v0",
+        entry_point="opsrl.envs.lot_sizing.env:LotSizingEnv",
+        description="Stochastic multi-item multi-machine lot-sizing with post-decision states",
+        batched_entry_point="opsrl.envs.lot_sizing.vec:LotSizingVecEnv",
+    ),
+)
+
+
+def _register_all() -> None:
+    for entry in ENV_TABLE:
+        if entry.id in gym.registry:
+            continue
+        gym.register(
+            id=entry.id,
+            entry_point=entry.entry_point,
+            max_episode_steps=entry.max_episode_steps,
+        )
+
+
+_register_all()
+
+__all__ = ["ENV_TABLE", "EnvEntry"]

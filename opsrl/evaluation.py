@@ -1,0 +1,117 @@
+"""Evaluate any policy (SB3 model or baseline) on a fixed list of episode seeds.
+
+Every agent and baseline of an experiment is evaluated on exactly the same episodes: episode k
+resets the env with ``seed = eval.seed + k``. The result per episode is its return, its length,
+the env's final ``info["kpi"]`` and, where the policy can bound the episode (a
+perfect-information model), that bound.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+
+@dataclass
+class EpisodeResult:
+    """One evaluation episode."""
+
+    seed: int
+    episode_return: float
+    length: int
+    kpi: dict[str, float] = field(default_factory=dict)
+    #: an upper bound on this episode's return from the policy (None when it has none)
+    bound: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _wants_masks(policy: Any, env: gym.Env) -> bool:
+    if not hasattr(env.unwrapped, "action_masks"):
+        return False
+    try:
+        return "action_masks" in inspect.signature(policy.predict).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins without signatures
+        return False
+
+
+def _scalar_kpis(kpi: Any) -> dict[str, float]:
+    if not isinstance(kpi, dict):
+        return {}
+    out = {}
+    for key, value in kpi.items():
+        if isinstance(value, bool | int | float | np.integer | np.floating) and math.isfinite(
+            float(value)
+        ):
+            out[str(key)] = float(value)
+    return out
+
+
+def evaluate_policy_on_seeds(
+    policy: Any,
+    env: gym.Env,
+    seeds: list[int],
+    deterministic: bool = True,
+) -> list[EpisodeResult]:
+    """Run one episode per seed with ``policy.predict`` and return their results.
+
+    ``policy`` is an SB3 algorithm or an ``opsrl.baselines.BaselinePolicy``. Action masks are
+    passed when the env has ``action_masks()`` and ``predict`` accepts them; a baseline's
+    ``reset(env)`` is called after each env reset.
+    """
+    use_masks = _wants_masks(policy, env)
+    results = []
+    for seed in seeds:
+        obs, info = env.reset(seed=int(seed))
+        if hasattr(policy, "reset") and not hasattr(policy, "learn"):
+            policy.reset(env)
+        bound = policy.episode_bound(env) if hasattr(policy, "episode_bound") else None
+        state = None
+        episode_start = np.ones((1,), dtype=bool)
+        total, length, done = 0.0, 0, False
+        while not done:
+            kwargs = {}
+            if use_masks:
+                kwargs["action_masks"] = env.unwrapped.action_masks()
+            action, state = policy.predict(
+                obs, state=state, episode_start=episode_start, deterministic=deterministic, **kwargs
+            )
+            obs, reward, terminated, truncated, info = env.step(action)
+            episode_start = np.zeros((1,), dtype=bool)
+            total += float(reward)
+            length += 1
+            done = terminated or truncated
+        results.append(
+            EpisodeResult(
+                seed=int(seed),
+                episode_return=total,
+                length=length,
+                kpi=_scalar_kpis(info.get("kpi")),
+                bound=None if bound is None else float(bound),
+            )
+        )
+    return results
+
+
+def summarize_episodes(episodes: list[EpisodeResult]) -> dict[str, float]:
+    """Mean return, its std, mean length, mean of every KPI and of the bound (if any)."""
+    returns = np.array([e.episode_return for e in episodes], dtype=float)
+    summary = {
+        "return": float(returns.mean()),
+        "return_std": float(returns.std()),
+        "length": float(np.mean([e.length for e in episodes])),
+    }
+    kpi_names = sorted({k for e in episodes for k in e.kpi})
+    for name in kpi_names:
+        values = [e.kpi[name] for e in episodes if name in e.kpi]
+        summary[f"kpi/{name}"] = float(np.mean(values))
+    bounds = [e.bound for e in episodes if e.bound is not None]
+    if len(bounds) == len(episodes):
+        summary["bound"] = float(np.mean(bounds))
+    return summary

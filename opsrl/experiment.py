@@ -1,0 +1,668 @@
+"""Execute experiments: build envs and agents, train, evaluate, and write results atomically.
+
+Each run works in a hidden ``.<run>.partial`` directory and is renamed to
+``<output_dir>/<experiment>/<env>__<agent>__<seed>/`` only once its model, logs and evaluation
+are all written, so a run that dies leaves no half result; ``resume`` skips every finished
+run and never touches it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import multiprocessing
+import os
+import platform
+import shutil
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pandas as pd
+import yaml
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
+from stable_baselines3.common.logger import configure as configure_logger
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor
+
+import opsrl
+from opsrl import registry, results
+from opsrl.evaluation import EpisodeResult, evaluate_policy_on_seeds, summarize_episodes
+from opsrl.spec import (
+    AgentSpec,
+    EnvSpec,
+    ExperimentSpec,
+    Run,
+    SpecError,
+    expand,
+    load_spec,
+    spec_from_dict,
+    spec_to_dict,
+)
+
+__all__ = [
+    "ExperimentSpec",
+    "RunError",
+    "RunOutcome",
+    "build_agent",
+    "evaluate_run_dir",
+    "expand",
+    "load_spec",
+    "make_env",
+    "make_vec_env",
+    "run_experiment",
+    "spec_from_dict",
+]
+
+CONFIG_FILE = "config.yaml"
+EVAL_FILE = "eval.json"
+MODEL_FILE = "model.zip"
+RUN_RESULTS_FILE = "results.csv"
+PARTIAL_SUFFIX = ".partial"
+
+
+class RunError(RuntimeError):
+    """A run cannot start or finish for a reason the user can fix (one line)."""
+
+
+ProgressSink = Callable[[tuple[str, str, int, int]], None]
+
+
+# --------------------------------------------------------------------------------------------
+# Building envs and agents
+# --------------------------------------------------------------------------------------------
+
+
+def make_env(env_spec: EnvSpec) -> gym.Env:
+    """``gym.make`` with the spec's kwargs; bad kwargs become a one-line ``RunError``."""
+    registry.check_env_id(env_spec.id)
+    try:
+        return gym.make(env_spec.id, **env_spec.kwargs)
+    except (TypeError, ValueError) as error:
+        raise RunError(f"env {env_spec.id} {env_spec.kwargs}: {error}") from None
+
+
+def resolve_vec_env(env_spec: EnvSpec, vec_env: str) -> str:
+    """The VecEnv kind actually used: ``auto`` picks the env's batched version if it has one."""
+    entry = registry.env_entry(env_spec.id)
+    has_batched = entry is not None and entry.batched_entry_point is not None
+    if vec_env == "auto":
+        return "batched" if has_batched else "dummy"
+    if vec_env == "batched" and not has_batched:
+        raise RunError(f"env {env_spec.id} has no batched version; use vec_env dummy or subproc")
+    return vec_env
+
+
+def make_vec_env(env_spec: EnvSpec, n_envs: int, seed: int, vec_env: str = "auto") -> VecEnv:
+    """``n_envs`` copies of the env as an SB3 VecEnv with episode statistics (Monitor).
+
+    Copy i is seeded with ``seed + i`` whatever the kind, so the batched env and
+    ``DummyVecEnv`` see the same episodes.
+    """
+    kind = resolve_vec_env(env_spec, vec_env)
+    if kind == "batched":
+        entry = registry.env_entry(env_spec.id)
+        assert entry is not None and entry.batched_entry_point is not None
+        batched_cls = registry.load_object(entry.batched_entry_point)
+        try:
+            venv = batched_cls(n_envs, seed=seed, **env_spec.kwargs)
+        except (TypeError, ValueError) as error:
+            raise RunError(f"env {env_spec.id} {env_spec.kwargs}: {error}") from None
+        return VecMonitor(venv)
+    make_env(env_spec).close()  # fail here, with a clear message, not inside a subprocess
+    vec_env_cls = SubprocVecEnv if kind == "subproc" else DummyVecEnv
+    return sb3_make_vec_env(
+        env_spec.id,
+        n_envs=n_envs,
+        seed=seed,
+        env_kwargs=dict(env_spec.kwargs),
+        vec_env_cls=vec_env_cls,
+    )
+
+
+_ACTIVATIONS = {
+    "tanh": "Tanh",
+    "relu": "ReLU",
+    "elu": "ELU",
+    "leaky_relu": "LeakyReLU",
+    "gelu": "GELU",
+}
+
+
+def _resolve_hyperparams(hyperparams: dict[str, Any]) -> dict[str, Any]:
+    """Turn YAML-friendly values into what SB3 expects (activation names into classes)."""
+    resolved = dict(hyperparams)
+    policy_kwargs = dict(resolved.get("policy_kwargs") or {})
+    activation = policy_kwargs.get("activation_fn")
+    if isinstance(activation, str):
+        import torch.nn as nn
+
+        name = _ACTIVATIONS.get(activation.lower(), activation)
+        if not hasattr(nn, name):
+            raise RunError(f"policy_kwargs.activation_fn: unknown activation {activation!r}")
+        policy_kwargs["activation_fn"] = getattr(nn, name)
+    if policy_kwargs:
+        resolved["policy_kwargs"] = policy_kwargs
+    return resolved
+
+
+#: constructor arguments the runner sets itself from the experiment spec
+_EXPERIMENT_LEVEL = ("seed", "device", "verbose", "tensorboard_log")
+
+
+def constructor_defaults(agent_cls: type) -> dict[str, Any]:
+    """Hyperparameters an algorithm's constructor takes, with their defaults."""
+    parameters = inspect.signature(agent_cls.__init__).parameters
+    return {
+        name: p.default
+        for name, p in parameters.items()
+        if name not in ("self", "policy", "env", *_EXPERIMENT_LEVEL)
+        and not name.startswith("_")
+        and p.kind is p.POSITIONAL_OR_KEYWORD
+    }
+
+
+def check_hyperparams(agent: AgentSpec) -> None:
+    """One-line error for a hyperparameter the algorithm does not take."""
+    agent_cls = registry.agent_class(agent.name)
+    known = constructor_defaults(agent_cls)
+    for key in agent.hyperparams:
+        if key in _EXPERIMENT_LEVEL:
+            raise SpecError(
+                f"agent '{agent.label}': set '{key}' at the experiment level, not in hyperparams"
+            )
+        if key not in known:
+            raise SpecError(
+                f"agent '{agent.label}': {agent_cls.__name__} has no hyperparameter '{key}'"
+            )
+
+
+def build_agent(agent: AgentSpec, venv: VecEnv, seed: int, device: str) -> BaseAlgorithm:
+    """Construct the registered algorithm on ``venv``; mismatches become a ``RunError``."""
+    agent_cls = registry.agent_class(agent.name)
+    try:
+        return agent_cls(
+            agent.policy,
+            venv,
+            seed=seed,
+            device=device,
+            verbose=0,
+            **_resolve_hyperparams(agent.hyperparams),
+        )
+    except (AssertionError, TypeError, ValueError, KeyError) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        raise RunError(
+            f"agent '{agent.label}' cannot run on {venv.observation_space} / "
+            f"{venv.action_space}: {message}"
+        ) from None
+
+
+def build_baseline(run: Run, env: gym.Env) -> Any:
+    """Construct the registered baseline policy for ``env`` with the run's seed."""
+    assert run.baseline is not None
+    entry = registry.baseline_entry(run.baseline.name)
+    baseline_cls = registry.load_object(entry.class_path)
+    try:
+        return baseline_cls(env, seed=run.seed, **run.baseline.kwargs)
+    except TypeError as error:
+        raise RunError(f"baseline '{run.baseline.label}': {error}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# One run
+# --------------------------------------------------------------------------------------------
+
+
+def run_identity(run: Run, spec: ExperimentSpec) -> dict[str, Any]:
+    """What defines a run's result; a finished run with another identity is not reused."""
+    identity: dict[str, Any] = {
+        "experiment": run.experiment,
+        "name": run.name,
+        "kind": run.kind,
+        "env": spec_to_dict(run.env),
+        "seed": run.seed,
+        "eval": spec_to_dict(spec.eval),
+    }
+    if run.agent is not None:
+        identity.update(
+            agent=spec_to_dict(run.agent),
+            timesteps=spec.timesteps,
+            n_envs=spec.n_envs,
+            vec_env=spec.vec_env,
+            device=spec.device,
+        )
+    else:
+        identity["baseline"] = spec_to_dict(run.baseline)
+    return identity
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return repr(value)
+
+
+def _versions() -> dict[str, str]:
+    import sb3_contrib
+    import stable_baselines3
+    import torch
+
+    return {
+        "opsrl": opsrl.__version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "gymnasium": gym.__version__,
+        "stable_baselines3": stable_baselines3.__version__,
+        "sb3_contrib": sb3_contrib.__version__,
+        "torch": str(torch.__version__),
+    }
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class _ProgressCallback(BaseCallback):
+    """Reports training progress to the experiment's progress display."""
+
+    def __init__(self, run_name: str, total: int, sink: ProgressSink | None) -> None:
+        super().__init__()
+        self.run_name, self.total, self.sink = run_name, total, sink
+        self._last_report = 0.0
+
+    def _on_step(self) -> bool:
+        now = time.monotonic()
+        if self.sink is not None and now - self._last_report > 0.25:
+            self._last_report = now
+            self.sink(("progress", self.run_name, self.num_timesteps, self.total))
+        return True
+
+
+class _PeriodicEvalCallback(BaseCallback):
+    """Evaluates on the experiment's fixed seeds every ``freq`` env steps."""
+
+    def __init__(self, env: gym.Env, seeds: list[int], freq: int, deterministic: bool) -> None:
+        super().__init__()
+        self.env, self.seeds, self.freq, self.deterministic = env, seeds, freq, deterministic
+        self.curve: list[tuple[int, float]] = []
+        self._next = freq
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self._next:
+            self._next += self.freq
+            episodes = evaluate_policy_on_seeds(
+                self.model, self.env, self.seeds, self.deterministic
+            )
+            mean_return = float(np.mean([e.episode_return for e in episodes]))
+            self.curve.append((self.num_timesteps, mean_return))
+            self.logger.record("eval/mean_return", mean_return)
+        return True
+
+
+def _training_curve(progress_csv: Path) -> list[tuple[int, float]]:
+    if not progress_csv.is_file() or progress_csv.stat().st_size == 0:
+        return []
+    frame = pd.read_csv(progress_csv)
+    if "rollout/ep_rew_mean" not in frame or "time/total_timesteps" not in frame:
+        return []
+    frame = frame.dropna(subset=["rollout/ep_rew_mean", "time/total_timesteps"])
+    steps = frame["time/total_timesteps"].astype(int)
+    return list(zip(steps, frame["rollout/ep_rew_mean"], strict=True))
+
+
+def _eval_seeds(spec: ExperimentSpec) -> list[int]:
+    return [spec.eval.seed + k for k in range(spec.eval.episodes)]
+
+
+def _train(
+    run: Run, spec: ExperimentSpec, workdir: Path, sink: ProgressSink | None, config: dict[str, Any]
+) -> tuple[list[EpisodeResult], list[dict[str, Any]]]:
+    assert run.agent is not None
+    vec_kind = resolve_vec_env(run.env, spec.vec_env)
+    venv = make_vec_env(run.env, spec.n_envs, run.seed, vec_kind)
+    eval_env = make_env(run.env)
+    try:
+        model = build_agent(run.agent, venv, run.seed, spec.device)
+        agent_cls = type(model)
+        resolved = {k: _plain(v) for k, v in constructor_defaults(agent_cls).items()}
+        resolved.update(_plain(run.agent.hyperparams))
+        config["resolved"] = {
+            "algorithm": f"{agent_cls.__module__}.{agent_cls.__name__}",
+            "hyperparams": resolved,
+            "vec_env": vec_kind,
+            "device": str(model.device),
+        }
+        _write_atomic(workdir / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
+        model.set_logger(configure_logger(str(workdir), ["csv", "tensorboard"]))
+        seeds = _eval_seeds(spec)
+        callbacks: list[BaseCallback] = [_ProgressCallback(run.name, spec.timesteps, sink)]
+        periodic = None
+        if spec.eval.freq > 0:
+            periodic = _PeriodicEvalCallback(
+                eval_env, seeds, spec.eval.freq, spec.eval.deterministic
+            )
+            callbacks.append(periodic)
+        model.learn(total_timesteps=spec.timesteps, callback=callbacks)
+        model.save(workdir / MODEL_FILE)
+        episodes = evaluate_policy_on_seeds(model, eval_env, seeds, spec.eval.deterministic)
+        rows = [
+            {"step": step, "metric": "train/ep_rew_mean", "value": float(value)}
+            for step, value in _training_curve(workdir / "progress.csv")
+        ]
+        if periodic is not None:
+            rows += [{"step": s, "metric": "eval/return", "value": v} for s, v in periodic.curve]
+        final_step = int(model.num_timesteps)
+        model.logger.close()
+    finally:
+        venv.close()
+        eval_env.close()
+    rows += [
+        {"step": final_step, "metric": k, "value": v}
+        for k, v in summarize_episodes(episodes).items()
+    ]
+    return episodes, rows
+
+
+def _evaluate_baseline(
+    run: Run, spec: ExperimentSpec, workdir: Path, config: dict[str, Any]
+) -> tuple[list[EpisodeResult], list[dict[str, Any]]]:
+    env = make_env(run.env)
+    try:
+        policy = build_baseline(run, env)
+        _write_atomic(workdir / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
+        episodes = evaluate_policy_on_seeds(policy, env, _eval_seeds(spec), deterministic=True)
+    finally:
+        env.close()
+    rows = [{"step": 0, "metric": k, "value": v} for k, v in summarize_episodes(episodes).items()]
+    return episodes, rows
+
+
+@dataclass
+class RunOutcome:
+    """How one run ended."""
+
+    name: str
+    status: str  # "finished", "skipped" (already finished) or "failed"
+    error: str | None = None
+    wall_time: float = 0.0
+
+
+def execute_run(
+    run: Run,
+    spec: ExperimentSpec,
+    exp_dir: Path,
+    sink: ProgressSink | None = None,
+    torch_threads: int | None = None,
+) -> RunOutcome:
+    """Train or evaluate one run into ``exp_dir/<run.name>/``, atomically."""
+    if torch_threads is not None:
+        import torch
+
+        torch.set_num_threads(torch_threads)
+    final_dir = exp_dir / run.name
+    workdir = exp_dir / f".{run.name}{PARTIAL_SUFFIX}"
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    started = time.perf_counter()
+    config = {
+        "run": _plain(run_identity(run, spec)),
+        "versions": _versions(),
+        "host": {"platform": platform.platform(), "cpus": os.cpu_count()},
+    }
+    try:
+        if run.agent is not None:
+            episodes, rows = _train(run, spec, workdir, sink, config)
+        else:
+            episodes, rows = _evaluate_baseline(run, spec, workdir, config)
+        wall_time = time.perf_counter() - started
+        rows.append({"step": rows[-1]["step"], "metric": "wall_time_s", "value": wall_time})
+        table = pd.DataFrame(rows)
+        table.insert(0, "kind", run.kind)
+        table.insert(0, "seed", run.seed)
+        table.insert(0, "agent", run.policy_label)
+        table.insert(0, "env", run.env.label)
+        table.insert(0, "run", run.name)
+        table.to_csv(workdir / RUN_RESULTS_FILE, index=False)
+        evaluation = {
+            "seeds": _eval_seeds(spec),
+            "deterministic": spec.eval.deterministic,
+            "summary": summarize_episodes(episodes),
+            "episodes": [e.to_dict() for e in episodes],
+        }
+        (workdir / EVAL_FILE).write_text(json.dumps(evaluation, indent=2))
+        os.replace(workdir, final_dir)
+        if sink is not None:
+            sink(("done", run.name, 1, 1))
+        return RunOutcome(run.name, "finished", wall_time=wall_time)
+    except (RunError, SpecError) as error:
+        shutil.rmtree(workdir, ignore_errors=True)
+        return RunOutcome(run.name, "failed", error=str(error))
+    except Exception as error:  # noqa: BLE001 - report any crash as this run's failure
+        shutil.rmtree(workdir, ignore_errors=True)
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        return RunOutcome(
+            run.name,
+            "failed",
+            error=f"{type(error).__name__}: {error} ({Path(where.filename).name}:{where.lineno})",
+        )
+
+
+def is_finished(run_dir: Path) -> bool:
+    """A run directory exists only once complete; check its files all the same."""
+    return all((run_dir / name).is_file() for name in (CONFIG_FILE, EVAL_FILE, RUN_RESULTS_FILE))
+
+
+# --------------------------------------------------------------------------------------------
+# The experiment
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ExperimentResult:
+    """What ``run_experiment`` returns."""
+
+    exp_dir: Path
+    outcomes: list[RunOutcome]
+    table: pd.DataFrame
+    summary: pd.DataFrame
+    table_path: Path | None = None
+    failures: list[RunOutcome] = field(default_factory=list)
+
+
+def validate(spec: ExperimentSpec) -> None:
+    """Everything that can be checked before any run starts: env kwargs and hyperparameters."""
+    for env_spec in spec.envs:
+        make_env(env_spec).close()
+        resolve_vec_env(env_spec, spec.vec_env)
+    for agent in spec.agents:
+        check_hyperparams(agent)
+
+
+def _pending_runs(spec: ExperimentSpec, exp_dir: Path, resume: bool) -> tuple[list[Run], list[Run]]:
+    runs = expand(spec)
+    finished = [run for run in runs if is_finished(exp_dir / run.name)]
+    if finished and not resume:
+        raise RunError(
+            f"{exp_dir} already holds {len(finished)} finished run(s); pass --resume to finish "
+            "the rest, or choose another --name"
+        )
+    for run in finished:
+        saved = yaml.safe_load((exp_dir / run.name / CONFIG_FILE).read_text()).get("run")
+        if saved != _plain(run_identity(run, spec)):
+            raise RunError(
+                f"finished run {exp_dir / run.name} was made with other settings than this spec; "
+                "use another --name (finished runs are never overwritten)"
+            )
+    todo = [run for run in runs if run not in finished]
+    return todo, finished
+
+
+def run_experiment(
+    spec: ExperimentSpec,
+    resume: bool = False,
+    workers: int | None = None,
+    console: Any = None,
+    progress: bool = True,
+) -> ExperimentResult:
+    """Run every unfinished run of ``spec`` and build the experiment's results table."""
+    from rich.console import Console
+
+    console = console or Console()
+    workers = workers or spec.workers
+    validate(spec)
+    exp_dir = Path(spec.output_dir) / spec.name
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    todo, finished = _pending_runs(spec, exp_dir, resume)
+    for stale in exp_dir.glob(f".*{PARTIAL_SUFFIX}"):
+        shutil.rmtree(stale, ignore_errors=True)  # left by a run that was killed
+    _write_atomic(
+        exp_dir / "spec.yaml", yaml.safe_dump(_plain(spec_to_dict(spec)), sort_keys=False)
+    )
+    if finished:
+        console.print(f"[dim]{len(finished)} finished run(s) kept, {len(todo)} to run[/dim]")
+    outcomes = [RunOutcome(run.name, "skipped") for run in finished]
+    outcomes += _run_local(todo, spec, exp_dir, workers, console, progress)
+    failures = [o for o in outcomes if o.status == "failed"]
+    table = results.collect(exp_dir, [run.name for run in expand(spec)])
+    table_path = results.write_table(table, exp_dir / "results") if len(table) else None
+    summary = results.summarize(table) if len(table) else pd.DataFrame()
+    if len(summary):
+        results.write_summary(summary, exp_dir / "summary.csv")
+        results.plot_curves(table, exp_dir / "curves.png")
+    return ExperimentResult(exp_dir, outcomes, table, summary, table_path, failures)
+
+
+def _run_local(
+    runs: list[Run],
+    spec: ExperimentSpec,
+    exp_dir: Path,
+    workers: int,
+    console: Any,
+    show_progress: bool,
+) -> list[RunOutcome]:
+    """The ``local`` backend: runs in this process (1 worker) or a spawn process pool."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    if not runs:
+        return []
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not show_progress,
+        transient=False,
+    )
+    overall = progress.add_task(f"experiment {spec.name}", total=len(runs))
+    run_tasks: dict[str, Any] = {}
+
+    def handle(message: tuple[str, str, int, int]) -> None:
+        kind, name, done, total = message
+        if name not in run_tasks:
+            run_tasks[name] = progress.add_task(f"  {name}", total=total)
+        if kind == "done":
+            progress.update(run_tasks[name], completed=progress.tasks[run_tasks[name]].total)
+        else:
+            progress.update(run_tasks[name], completed=done)
+
+    outcomes: list[RunOutcome] = []
+    with progress:
+        if workers == 1 or len(runs) == 1:
+            for run in runs:
+                outcome = execute_run(run, spec, exp_dir, sink=handle)
+                outcomes.append(_report(outcome, console))
+                progress.advance(overall)
+            return outcomes
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        context = multiprocessing.get_context("spawn")
+        with context.Manager() as manager:
+            queue = manager.Queue()
+            with ProcessPoolExecutor(
+                max_workers=min(workers, len(runs)), mp_context=context
+            ) as pool:
+                pending: set[Future] = {
+                    pool.submit(execute_run, run, spec, exp_dir, queue.put, threads) for run in runs
+                }
+                while pending:
+                    done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                    while not queue.empty():
+                        handle(queue.get())
+                    for future in done:
+                        outcomes.append(_report(future.result(), console))
+                        progress.advance(overall)
+    return outcomes
+
+
+def _report(outcome: RunOutcome, console: Any) -> RunOutcome:
+    if outcome.status == "failed":
+        console.print(f"[red]run {outcome.name} failed:[/red] {outcome.error}")
+    return outcome
+
+
+# --------------------------------------------------------------------------------------------
+# Re-evaluation of a saved model
+# --------------------------------------------------------------------------------------------
+
+
+def evaluate_run_dir(
+    run_dir: str | Path, episodes: int | None = None, seed: int | None = None
+) -> dict[str, Any]:
+    """Load a finished run's model (or baseline) and evaluate it again on fixed seeds."""
+    run_dir = Path(run_dir)
+    config_path = run_dir / CONFIG_FILE
+    if not config_path.is_file():
+        raise RunError(f"{run_dir} is not a run directory (no {CONFIG_FILE})")
+    identity = yaml.safe_load(config_path.read_text())["run"]
+    env_spec = EnvSpec(**identity["env"])
+    eval_cfg = identity["eval"]
+    n = episodes if episodes is not None else eval_cfg["episodes"]
+    first = seed if seed is not None else eval_cfg["seed"]
+    seeds = [first + k for k in range(n)]
+    env = make_env(env_spec)
+    try:
+        if identity["kind"] == "agent":
+            model_path = run_dir / MODEL_FILE
+            if not model_path.is_file():
+                raise RunError(f"{run_dir} has no {MODEL_FILE}")
+            agent_cls = registry.agent_class(identity["agent"]["name"])
+            policy = agent_cls.load(model_path, device="auto")
+        else:
+            from opsrl.spec import BaselineSpec
+
+            run = Run(
+                identity["experiment"],
+                env_spec,
+                identity["seed"],
+                baseline=BaselineSpec(**identity["baseline"]),
+            )
+            policy = build_baseline(run, env)
+        results_list = evaluate_policy_on_seeds(policy, env, seeds, eval_cfg["deterministic"])
+    finally:
+        env.close()
+    return {
+        "run": str(run_dir),
+        "seeds": seeds,
+        "summary": summarize_episodes(results_list),
+        "episodes": [e.to_dict() for e in results_list],
+    }
+
+
+def default_spec_path() -> Path:
+    """The built-in quickstart experiment."""
+    return Path(__file__).parent / "configs" / "quickstart.yaml"

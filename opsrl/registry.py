@@ -1,0 +1,161 @@
+"""One table of everything a spec can name: env ids, agents and baselines.
+
+Agents and baselines are looked up by a short lower-case name (``ppo``, ``maskable_ppo``,
+``random``); classes are imported lazily so that ``opsrl list`` stays fast and optional
+dependencies are only needed when used.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+
+from opsrl.envs import ENV_TABLE, EnvEntry
+
+
+class UnknownNameError(ValueError):
+    """A spec or flag names an env, agent or baseline that is not registered."""
+
+
+def load_object(path: str) -> Any:
+    """Import ``module:attribute`` and return the attribute."""
+    module_name, _, attribute = path.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def _unknown(kind: str, name: str, known: list[str]) -> UnknownNameError:
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(known)}"
+    return UnknownNameError(f"unknown {kind} '{name}'{hint} (see `opsrl list`)")
+
+
+# --------------------------------------------------------------------------------------------
+# Environments
+# --------------------------------------------------------------------------------------------
+
+
+def env_ids() -> list[str]:
+    """The opsrl env ids, in registration order."""
+    return [entry.id for entry in ENV_TABLE]
+
+
+def env_entry(env_id: str) -> EnvEntry | None:
+    """The opsrl table entry of ``env_id``, or None for an env registered elsewhere."""
+    return next((entry for entry in ENV_TABLE if entry.id == env_id), None)
+
+
+def check_env_id(env_id: str) -> str:
+    """Return ``env_id`` if Gymnasium knows it (opsrl ids or any other registered id)."""
+    if env_id in gym.registry:
+        return env_id
+    raise _unknown("env id", env_id, env_ids())
+
+
+# --------------------------------------------------------------------------------------------
+# Agents
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AgentEntry:
+    """A learning algorithm with the SB3 ``BaseAlgorithm`` interface."""
+
+    name: str
+    class_path: str
+    description: str
+    source: str
+    #: the algorithm's ``predict`` takes ``action_masks`` (sb3-contrib MaskablePPO contract)
+    uses_action_masks: bool = False
+
+
+AGENT_TABLE: tuple[AgentEntry, ...] = (
+    AgentEntry("ppo", "stable_baselines3:PPO", "Proximal Policy Optimization", "SB3"),
+    AgentEntry("a2c", "stable_baselines3:A2C", "Advantage Actor-Critic", "SB3"),
+    AgentEntry("dqn", "stable_baselines3:DQN", "Deep Q-Network (Discrete actions)", "SB3"),
+    AgentEntry("sac", "stable_baselines3:SAC", "Soft Actor-Critic (Box actions)", "SB3"),
+    AgentEntry("td3", "stable_baselines3:TD3", "Twin Delayed DDPG (Box actions)", "SB3"),
+    AgentEntry(
+        "maskable_ppo",
+        "sb3_contrib:MaskablePPO",
+        "PPO with invalid-action masking (env.action_masks())",
+        "sb3-contrib",
+        uses_action_masks=True,
+    ),
+    AgentEntry("trpo", "sb3_contrib:TRPO", "Trust Region Policy Optimization", "sb3-contrib"),
+    AgentEntry("qrdqn", "sb3_contrib:QRDQN", "Quantile Regression DQN", "sb3-contrib"),
+    AgentEntry("tqc", "sb3_contrib:TQC", "Truncated Quantile Critics (Box)", "sb3-contrib"),
+    AgentEntry(
+        "recurrent_ppo", "sb3_contrib:RecurrentPPO", "PPO with an LSTM policy", "sb3-contrib"
+    ),
+)
+
+
+def agent_names() -> list[str]:
+    """Registered agent names."""
+    return [entry.name for entry in AGENT_TABLE]
+
+
+def agent_entry(name: str) -> AgentEntry:
+    """The table entry of agent ``name`` (case-insensitive)."""
+    key = name.lower()
+    for entry in AGENT_TABLE:
+        if entry.name == key:
+            return entry
+    raise _unknown("agent", name, agent_names())
+
+
+def agent_class(name: str) -> type:
+    """The algorithm class of agent ``name``."""
+    return load_object(agent_entry(name).class_path)
+
+
+# --------------------------------------------------------------------------------------------
+# Baselines
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BaselineEntry:
+    """A non-learning policy (heuristic or OR model) evaluated like an agent."""
+
+    name: str
+    class_path: str
+    description: str
+    #: env ids it applies to; empty means any env
+    env_ids: tuple[str, ...] = ()
+
+
+BASELINE_TABLE: tuple[BaselineEntry, ...] = (
+    BaselineEntry(
+        "random",
+        "opsrl.baselines.common:RandomPolicy",
+        "Uniformly random action, restricted to action_masks() where the env has them",
+    ),
+)
+
+
+def baseline_names() -> list[str]:
+    """Registered baseline names."""
+    return [entry.name for entry in BASELINE_TABLE]
+
+
+def baseline_entry(name: str) -> BaselineEntry:
+    """The table entry of baseline ``name`` (case-insensitive)."""
+    key = name.lower()
+    for entry in BASELINE_TABLE:
+        if entry.name == key:
+            return entry
+    raise _unknown("baseline", name, baseline_names())
+
+
+def check_baseline_env(name: str, env_id: str) -> None:
+    """Raise a one-line error when baseline ``name`` does not apply to ``env_id``."""
+    entry = baseline_entry(name)
+    if entry.env_ids and env_id not in entry.env_ids:
+        raise ValueError(
+            f"baseline '{name}' does not apply to {env_id}; it supports {', '.join(entry.env_ids)}"
+        )

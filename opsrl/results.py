@@ -1,0 +1,213 @@
+"""The long results table, its summary (mean, std, IQM with bootstrap CI, gap to bound) and plots.
+
+The long table has one row per (run, step, metric): columns ``run, env, agent, seed, kind, step,
+metric, value``. Final evaluation metrics (``return``, ``return_std``, ``length``, ``kpi/<name>``,
+``bound``, ``wall_time_s``) sit at each run's last step; learning curves are
+``train/ep_rew_mean`` and ``eval/return``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+TABLE_COLUMNS = ["run", "env", "agent", "seed", "kind", "step", "metric", "value"]
+CURVE_PREFIXES = ("train/", "eval/")
+
+
+def collect(exp_dir: Path, run_names: list[str]) -> pd.DataFrame:
+    """Concatenate the per-run tables of the finished runs, in the spec's order."""
+    frames = []
+    for name in run_names:
+        path = Path(exp_dir) / name / "results.csv"
+        if path.is_file():
+            frames.append(pd.read_csv(path))
+    if not frames:
+        return pd.DataFrame(columns=TABLE_COLUMNS)
+    table = pd.concat(frames, ignore_index=True)
+    return table[TABLE_COLUMNS]
+
+
+def write_table(table: pd.DataFrame, stem: Path) -> Path:
+    """Write ``stem.parquet`` (``stem.csv`` when no parquet engine is installed), atomically."""
+    stem = Path(stem)
+    try:
+        path = stem.with_suffix(".parquet")
+        tmp = path.with_name(path.name + ".tmp")
+        table.to_parquet(tmp, index=False)
+    except ImportError:
+        path = stem.with_suffix(".csv")
+        tmp = path.with_name(path.name + ".tmp")
+        table.to_csv(tmp, index=False)
+    tmp.replace(path)
+    return path
+
+
+def read_table(exp_dir: Path) -> pd.DataFrame:
+    """Read an experiment's long table (parquet or CSV)."""
+    exp_dir = Path(exp_dir)
+    for path, reader in (
+        (exp_dir / "results.parquet", pd.read_parquet),
+        (exp_dir / "results.csv", pd.read_csv),
+    ):
+        if path.is_file():
+            return reader(path)
+    raise FileNotFoundError(f"no results table in {exp_dir}")
+
+
+def iqm(values: np.ndarray) -> float:
+    """Interquartile mean: the mean of the middle 50% (rliable's robust aggregate)."""
+    values = np.sort(np.asarray(values, dtype=float))
+    n = len(values)
+    if n == 0:
+        return float("nan")
+    cut = int(np.floor(0.25 * n))
+    middle = values[cut : n - cut] if n - 2 * cut > 0 else values
+    return float(middle.mean())
+
+
+def bootstrap_ci(
+    values: np.ndarray,
+    statistic=iqm,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of ``statistic`` over runs."""
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    samples = rng.choice(values, size=(n_resamples, len(values)), replace=True)
+    stats = np.array([statistic(row) for row in samples])
+    alpha = (1 - confidence) / 2
+    return float(np.quantile(stats, alpha)), float(np.quantile(stats, 1 - alpha))
+
+
+def final_metrics(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per run, one column per final metric (the run's last step)."""
+    final = table[~table["metric"].str.startswith(CURVE_PREFIXES)]
+    wide = final.pivot_table(
+        index=["env", "agent", "kind", "seed", "run"],
+        columns="metric",
+        values="value",
+        aggfunc="last",
+    )
+    wide.columns.name = None
+    return wide.reset_index()
+
+
+def summarize(table: pd.DataFrame) -> pd.DataFrame:
+    """Per env x agent: seeds, mean, std, IQM and its 95% bootstrap CI of the final return,
+    mean KPIs, and the gap to the best bound known for the env (in % of the bound)."""
+    per_run = final_metrics(table)
+    rows = []
+    for (env, agent, kind), group in per_run.groupby(["env", "agent", "kind"], sort=False):
+        returns = group["return"].to_numpy(dtype=float)
+        low, high = bootstrap_ci(returns)
+        row: dict[str, Any] = {
+            "env": env,
+            "agent": agent,
+            "kind": kind,
+            "seeds": len(group),
+            "mean": float(returns.mean()),
+            "std": float(returns.std(ddof=1)) if len(returns) > 1 else 0.0,
+            "iqm": iqm(returns),
+            "iqm_ci_low": low,
+            "iqm_ci_high": high,
+        }
+        for column in group.columns:
+            if column.startswith("kpi/") or column in ("bound", "wall_time_s"):
+                row[column] = float(group[column].mean())
+        rows.append(row)
+    summary = pd.DataFrame(rows)
+    if "bound" in summary:
+        # The bound is an upper bound on the expected return; the tightest one is the smallest.
+        best = summary.groupby("env")["bound"].transform("min")
+        summary["best_bound"] = best
+        summary["gap_pct"] = 100.0 * (best - summary["mean"]) / best.abs()
+    return summary
+
+
+def write_summary(summary: pd.DataFrame, path: Path) -> None:
+    """Write the summary table as CSV, atomically."""
+    tmp = Path(str(path) + ".tmp")
+    summary.to_csv(tmp, index=False)
+    tmp.replace(path)
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def render_summary(summary: pd.DataFrame, title: str = "results") -> Any:
+    """A rich Table of the summary: mean ± std, IQM [95% CI], gap, a few KPIs."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for header in ("env", "agent", "seeds", "return mean ± std", "IQM [95% CI]"):
+        table.add_column(header, justify="left" if header in ("env", "agent") else "right")
+    has_gap = "gap_pct" in summary
+    if has_gap:
+        table.add_column("gap to bound", justify="right")
+    kpis = [c for c in summary.columns if c.startswith("kpi/")][:4]
+    for kpi in kpis:
+        table.add_column(kpi.removeprefix("kpi/"), justify="right")
+    for _, row in summary.iterrows():
+        cells = [
+            str(row["env"]),
+            str(row["agent"]),
+            str(row["seeds"]),
+            f"{_fmt(row['mean'])} ± {_fmt(row['std'])}",
+            f"{_fmt(row['iqm'])} [{_fmt(row['iqm_ci_low'])}, {_fmt(row['iqm_ci_high'])}]",
+        ]
+        if has_gap:
+            gap = row.get("gap_pct")
+            cells.append("-" if pd.isna(gap) else f"{gap:.1f}%")
+        cells += [_fmt(row.get(kpi), 3 if abs(row.get(kpi, 0) or 0) < 10 else 1) for kpi in kpis]
+        table.add_row(*cells)
+    return table
+
+
+def plot_curves(table: pd.DataFrame, path: Path) -> Path | None:
+    """Learning curves (eval return if recorded, else training episode return) per env."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = table[table["metric"].isin(["eval/return", "train/ep_rew_mean"])]
+    if curves.empty:
+        return None
+    envs = list(dict.fromkeys(curves["env"]))
+    fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.5), squeeze=False)
+    for ax, env in zip(axes[0], envs, strict=True):
+        env_curves = curves[curves["env"] == env]
+        metric = (
+            "eval/return" if (env_curves["metric"] == "eval/return").any() else "train/ep_rew_mean"
+        )
+        env_curves = env_curves[env_curves["metric"] == metric]
+        for agent, group in env_curves.groupby("agent", sort=False):
+            by_step = group.groupby("step")["value"]
+            mean, std = by_step.mean(), by_step.std().fillna(0.0)
+            ax.plot(mean.index, mean.values, label=agent)
+            ax.fill_between(mean.index, mean - std, mean + std, alpha=0.2)
+        finals = final_metrics(table[table["env"] == env])
+        baselines = finals[finals["kind"] == "baseline"].groupby("agent", sort=False)["return"]
+        for agent, value in baselines.mean().items():
+            ax.axhline(value, linestyle="--", linewidth=1, label=f"{agent} (baseline)")
+        ax.set_title(env)
+        ax.set_xlabel("env steps")
+        ax.set_ylabel(metric)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = Path(str(path) + ".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,344 @@
+"""Experiment specs: YAML -> validated dataclasses -> a list of runs.
+
+A spec names envs (id + kwargs), agents (name + hyperparameters), baselines, seeds, the
+training budget, the evaluation protocol and how to execute (n_envs, device, backend,
+workers). Validation is strict: an unknown key or a value of the wrong type is a one-line
+``SpecError`` naming the key, before anything runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from opsrl import registry
+
+
+class SpecError(ValueError):
+    """A malformed experiment spec or flag (one line, names the key)."""
+
+
+@dataclass
+class EnvSpec:
+    """An environment to train and evaluate on."""
+
+    #: registered Gymnasium id, e.g. ``opsrl/LotSizing-v0``
+    id: str
+    #: keyword arguments for ``gym.make``
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    #: name used in run directories and tables (default: the id without its namespace)
+    label: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.label is None:
+            self.label = self.id.split("/")[-1]
+
+
+@dataclass
+class AgentSpec:
+    """A learning agent from the registry with its hyperparameters."""
+
+    #: registry name, e.g. ``ppo``, ``maskable_ppo``
+    name: str
+    #: SB3 policy alias or class path
+    policy: str = "MlpPolicy"
+    #: keyword arguments for the algorithm's constructor (``learning_rate``, ``n_steps``, ...)
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+    #: name in run directories and tables (default: ``name``)
+    label: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.label is None:
+            self.label = self.name
+
+
+@dataclass
+class BaselineSpec:
+    """A non-learning policy from the registry, evaluated on the agents' seeds."""
+
+    #: registry name, e.g. ``random``
+    name: str
+    #: keyword arguments for the baseline's constructor (time limits, ...)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    #: name in run directories and tables (default: ``name``)
+    label: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.label is None:
+            self.label = self.name
+
+
+@dataclass
+class EvalSpec:
+    """How policies are evaluated: the same episodes for every agent and baseline."""
+
+    #: episodes in the final evaluation (and in each periodic one)
+    episodes: int = 10
+    #: periodic evaluation every this many env steps during training; 0 = only at the end
+    freq: int = 0
+    #: episode k of every evaluation resets with seed ``seed + k``
+    seed: int = 1_000_000
+    #: greedy actions for learned policies
+    deterministic: bool = True
+
+
+@dataclass
+class ExperimentSpec:
+    """A whole experiment: the cross product envs x (agents + baselines) x seeds."""
+
+    #: experiment name; runs go to ``<output_dir>/<name>/``
+    name: str
+    envs: list[EnvSpec]
+    agents: list[AgentSpec] = field(default_factory=list)
+    baselines: list[BaselineSpec] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=lambda: [0])
+    #: training env steps per agent run
+    timesteps: int = 10_000
+    eval: EvalSpec = field(default_factory=EvalSpec)
+    #: parallel env copies feeding each learner
+    n_envs: int = 1
+    #: ``auto`` (the env's batched VecEnv if it has one, else dummy), ``dummy``, ``subproc``,
+    #: ``batched``
+    vec_env: Literal["auto", "dummy", "subproc", "batched"] = "auto"
+    #: torch device of the learners: ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ...
+    device: str = "auto"
+    #: where runs execute: ``local`` (a process pool on this machine)
+    backend: Literal["local"] = "local"
+    #: runs executed at once by the local backend
+    workers: int = 1
+    #: parent directory of the experiment directory
+    output_dir: str = "runs"
+
+    def __post_init__(self) -> None:
+        if not self.envs:
+            raise SpecError("experiment spec: 'envs' must name at least one env")
+        if not self.agents and not self.baselines:
+            raise SpecError("experiment spec: name at least one of 'agents' or 'baselines'")
+        if not self.seeds:
+            raise SpecError("experiment spec: 'seeds' must hold at least one seed")
+        for key in ("timesteps", "n_envs", "workers"):
+            if getattr(self, key) < 1:
+                raise SpecError(f"experiment spec: '{key}' must be >= 1, got {getattr(self, key)}")
+        if self.eval.episodes < 1:
+            raise SpecError("experiment spec: 'eval.episodes' must be >= 1")
+        if self.eval.freq < 0:
+            raise SpecError("experiment spec: 'eval.freq' must be >= 0")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise SpecError(f"experiment spec: 'seeds' has duplicates: {self.seeds}")
+        for entry in self.envs:
+            registry.check_env_id(entry.id)
+        for agent in self.agents:
+            registry.agent_entry(agent.name)
+        for baseline in self.baselines:
+            registry.baseline_entry(baseline.name)
+            for env in self.envs:
+                registry.check_baseline_env(baseline.name, env.id)
+        labels = [a.label for a in self.agents] + [b.label for b in self.baselines]
+        for kind, names in (("agent/baseline", labels), ("env", [e.label for e in self.envs])):
+            duplicates = sorted({n for n in names if names.count(n) > 1})
+            if duplicates:
+                raise SpecError(
+                    f"experiment spec: {kind} label {duplicates[0]!r} is used twice; "
+                    "give one of them a distinct 'label'"
+                )
+
+
+@dataclass(frozen=True)
+class Run:
+    """One unit of work: an agent trained (or a baseline evaluated) on one env with one seed."""
+
+    experiment: str
+    env: EnvSpec
+    seed: int
+    agent: AgentSpec | None = None
+    baseline: BaselineSpec | None = None
+
+    @property
+    def kind(self) -> str:
+        return "agent" if self.agent is not None else "baseline"
+
+    @property
+    def policy_label(self) -> str:
+        member = self.agent if self.agent is not None else self.baseline
+        assert member is not None and member.label is not None
+        return member.label
+
+    @property
+    def name(self) -> str:
+        """Directory name ``<env>__<agent>__<seed>``."""
+        return f"{self.env.label}__{self.policy_label}__{self.seed}"
+
+
+def expand(spec: ExperimentSpec) -> list[Run]:
+    """The runs of ``spec``: envs x (agents, then baselines) x seeds."""
+    runs = []
+    for env in spec.envs:
+        for agent in spec.agents:
+            runs += [Run(spec.name, env, seed, agent=agent) for seed in spec.seeds]
+        for baseline in spec.baselines:
+            runs += [Run(spec.name, env, seed, baseline=baseline) for seed in spec.seeds]
+    return runs
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing and validation
+# --------------------------------------------------------------------------------------------
+
+
+def _type_name(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(annotation))
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(_type_name(a) for a in typing.get_args(annotation))
+    if origin is not None:
+        return getattr(origin, "__name__", str(origin))
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Check ``value`` against ``annotation``; build nested dataclasses; raise SpecError."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if annotation is Any:
+        return value
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, option, where)
+            except SpecError as error:
+                errors.append(error)
+        raise errors[0]
+    if origin is Literal:
+        if value not in args:
+            raise SpecError(f"'{where}' must be one of {_type_name(annotation)}, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise SpecError(f"'{where}' must be a list, got {type(value).__name__}")
+        return [_coerce(item, args[0], f"{where}[{i}]") for i, item in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise SpecError(f"'{where}' must be a mapping, got {type(value).__name__}")
+        return {str(k): _coerce(v, args[1], f"{where}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(annotation):
+        return _build(annotation, value, where)
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise SpecError(f"'{where}' must be true or false, got {value!r}")
+        return value
+    if annotation is int:
+        # YAML reads 1.0e5 as a float; an integral float is what the user meant.
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            hint = (
+                " (write 100000 or 1.0e5: YAML reads 1e5 as text)" if isinstance(value, str) else ""
+            )
+            raise SpecError(f"'{where}' must be an integer, got {value!r}{hint}")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise SpecError(f"'{where}' must be a number, got {value!r}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise SpecError(f"'{where}' must be a string, got {value!r}")
+        return value
+    raise SpecError(f"'{where}': unsupported field type {annotation}")  # pragma: no cover
+
+
+#: a bare string where a mapping is expected means this field
+_SHORTHAND = {EnvSpec: "id", AgentSpec: "name", BaselineSpec: "name"}
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if isinstance(data, str) and cls in _SHORTHAND:
+        data = {_SHORTHAND[cls]: data}
+    if data is None and cls is EvalSpec:
+        data = {}
+    if not isinstance(data, dict):
+        raise SpecError(f"'{where}' must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [key for key in data if key not in fields]
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise SpecError(f"unknown key '{prefix}{unknown[0]}'; expected one of: {', '.join(fields)}")
+    values = {}
+    for name, spec_field in fields.items():
+        key = f"{where}.{name}" if where else name
+        if name in data:
+            values[name] = _coerce(data[name], hints[name], key)
+        elif spec_field.default is dataclasses.MISSING and (
+            spec_field.default_factory is dataclasses.MISSING
+        ):
+            raise SpecError(f"missing required key '{key}'")
+    try:
+        return cls(**values)
+    except registry.UnknownNameError as error:
+        raise SpecError(str(error)) from None
+
+
+def spec_from_dict(data: Any, default_name: str = "experiment") -> ExperimentSpec:
+    """Validate a plain mapping (as read from YAML) into an ``ExperimentSpec``."""
+    if not isinstance(data, dict):
+        raise SpecError("experiment spec must be a YAML mapping at the top level")
+    data = dict(data)
+    data.setdefault("name", default_name)
+    return _build(ExperimentSpec, data, "")
+
+
+def load_spec(path: str | Path) -> ExperimentSpec:
+    """Read and validate an experiment spec from a YAML file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"experiment spec not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise SpecError(f"{path}: invalid YAML{at}: {getattr(error, 'problem', error)}") from None
+    try:
+        return spec_from_dict(data, default_name=path.stem)
+    except SpecError as error:
+        raise SpecError(f"{path}: {error}") from None
+
+
+def spec_to_dict(spec: Any) -> Any:
+    """Plain-data form of a spec (for the resolved config written next to each run)."""
+    return dataclasses.asdict(spec) if dataclasses.is_dataclass(spec) else spec
+
+
+def parse_value(text: str) -> Any:
+    """Parse a command-line value: ints, floats (``3e-4`` too), booleans, lists, strings."""
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def parse_key_values(items: list[str] | None, flag: str) -> dict[str, Any]:
+    """``["learning_rate:3e-4", "n_steps:128"]`` -> ``{"learning_rate": 3e-4, "n_steps": 128}``."""
+    result: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition(":")
+        if not sep or not key:
+            raise SpecError(f"{flag} expects key:value pairs, got {item!r}")
+        result[key] = parse_value(value)
+    return result
