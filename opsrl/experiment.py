@@ -186,10 +186,14 @@ def check_hyperparams(agent: AgentSpec) -> None:
 
 def build_agent(agent: AgentSpec, venv: VecEnv, seed: int, device: str) -> BaseAlgorithm:
     """Construct the registered algorithm on ``venv``; mismatches become a ``RunError``."""
-    agent_cls = registry.agent_class(agent.name)
+    entry = registry.agent_entry(agent.name)
+    agent_cls = registry.load_object(entry.class_path)
+    policy = agent.policy or entry.default_policy
+    if agent.policy is None and isinstance(venv.observation_space, gym.spaces.Dict):
+        policy = policy.replace("Mlp", "MultiInput")
     try:
         return agent_cls(
-            agent.policy,
+            policy,
             venv,
             seed=seed,
             device=device,

@@ -70,6 +70,9 @@ class AgentEntry:
     source: str
     #: the algorithm's ``predict`` takes ``action_masks`` (sb3-contrib MaskablePPO contract)
     uses_action_masks: bool = False
+    #: policy used when a spec names none (``MultiInputPolicy`` replaces ``MlpPolicy`` for
+    #: Dict observations)
+    default_policy: str = "MlpPolicy"
 
 
 AGENT_TABLE: tuple[AgentEntry, ...] = (
@@ -89,7 +92,11 @@ AGENT_TABLE: tuple[AgentEntry, ...] = (
     AgentEntry("qrdqn", "sb3_contrib:QRDQN", "Quantile Regression DQN", "sb3-contrib"),
     AgentEntry("tqc", "sb3_contrib:TQC", "Truncated Quantile Critics (Box)", "sb3-contrib"),
     AgentEntry(
-        "recurrent_ppo", "sb3_contrib:RecurrentPPO", "PPO with an LSTM policy", "sb3-contrib"
+        "recurrent_ppo",
+        "sb3_contrib:RecurrentPPO",
+        "PPO with an LSTM policy",
+        "sb3-contrib",
+        default_policy="MlpLstmPolicy",
     ),
 )
 

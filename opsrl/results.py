@@ -150,8 +150,10 @@ def render_summary(summary: pd.DataFrame, title: str = "results") -> Any:
     from rich.table import Table
 
     table = Table(title=title)
-    for header in ("env", "agent", "seeds", "return mean ± std", "IQM [95% CI]"):
-        table.add_column(header, justify="left" if header in ("env", "agent") else "right")
+    table.add_column("env", no_wrap=True)
+    table.add_column("agent", no_wrap=True)
+    for header in ("seeds", "return mean ± std", "IQM [95% CI]"):
+        table.add_column(header, justify="right")
     has_gap = "gap_pct" in summary
     if has_gap:
         table.add_column("gap to bound", justify="right")

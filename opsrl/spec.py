@@ -46,8 +46,8 @@ class AgentSpec:
 
     #: registry name, e.g. ``ppo``, ``maskable_ppo``
     name: str
-    #: SB3 policy alias or class path
-    policy: str = "MlpPolicy"
+    #: SB3 policy alias (default: the agent's, ``MultiInputPolicy`` for Dict observations)
+    policy: str | None = None
     #: keyword arguments for the algorithm's constructor (``learning_rate``, ``n_steps``, ...)
     hyperparams: dict[str, Any] = field(default_factory=dict)
     #: name in run directories and tables (default: ``name``)

@@ -1,0 +1,56 @@
+"""Every registered opsrl env id: Gymnasium and SB3 env checkers without warnings, and
+same-seed determinism (Gymnasium's tests/envs/test_envs.py pattern)."""
+
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+from opsrl.registry import env_ids
+
+IDS = env_ids()
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_env_checkers_pass_without_warnings(env_id):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        env = gym.make(env_id)
+        gym_check_env(env.unwrapped, skip_render_check=True)
+        sb3_check_env(env.unwrapped, warn=True)
+        env.close()
+
+
+def _rollout(env_id, seed, steps=60):
+    env = gym.make(env_id)
+    env.action_space.seed(seed)
+    obs, _ = env.reset(seed=seed)
+    trace = [obs]
+    for _ in range(steps):
+        obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+        trace += [obs, np.float64(reward)]
+        if terminated or truncated:
+            obs, _ = env.reset()
+            trace.append(obs)
+    env.close()
+    return trace
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_same_seed_same_episode(env_id):
+    first, second = _rollout(env_id, 7), _rollout(env_id, 7)
+    assert len(first) == len(second)
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
+    other = _rollout(env_id, 8)
+    assert any(not np.array_equal(a, b) for a, b in zip(first, other, strict=False))
+
+
+def test_import_registers_ids_and_plugin_syntax_works():
+    assert "opsrl/LotSizing-v0" in IDS
+    env = gym.make("opsrl:opsrl/LotSizing-v0")
+    env.reset(seed=0)
+    env.close()
