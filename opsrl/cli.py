@@ -178,6 +178,9 @@ def _cmd_run(args: argparse.Namespace, console: Any) -> int:
     outcome = run_experiment(spec, resume=resume, console=console, progress=not args.no_progress)
     if len(outcome.summary):
         console.print(results.render_summary(outcome.summary, title=f"{spec.name}: final return"))
+        kpis = results.render_kpis(outcome.summary)
+        if kpis is not None:
+            console.print(kpis)
     if outcome.table_path is not None:
         console.print(f"results table: {outcome.table_path}")
         console.print(f"summary: {outcome.exp_dir / 'summary.csv'}")

@@ -139,27 +139,28 @@ def write_summary(summary: pd.DataFrame, path: Path) -> None:
     tmp.replace(path)
 
 
-def _fmt(value: Any, digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+def _fmt(value: Any) -> str:
+    """Numbers to read at a glance: no decimals from 100 up, three below 10."""
+    if value is None or pd.isna(value):
         return "-"
+    size = abs(value)
+    digits = 0 if size >= 100 else 1 if size >= 10 else 3 if size > 0 else 0
     return f"{value:,.{digits}f}"
 
 
 def render_summary(summary: pd.DataFrame, title: str = "results") -> Any:
-    """A rich Table of the summary: mean ± std, IQM [95% CI], gap, a few KPIs."""
+    """A rich Table of the summary: mean ± std and IQM [95% CI] of the final return, and the
+    gap to the best bound where one is known."""
     from rich.table import Table
 
     table = Table(title=title)
     table.add_column("env", no_wrap=True)
     table.add_column("agent", no_wrap=True)
-    for header in ("seeds", "return mean ± std", "IQM [95% CI]"):
+    for header in ("seeds", "mean ± std", "IQM [95% CI]"):
         table.add_column(header, justify="right")
     has_gap = "gap_pct" in summary
     if has_gap:
         table.add_column("gap to bound", justify="right")
-    kpis = [c for c in summary.columns if c.startswith("kpi/")][:4]
-    for kpi in kpis:
-        table.add_column(kpi.removeprefix("kpi/"), justify="right")
     for _, row in summary.iterrows():
         cells = [
             str(row["env"]),
@@ -171,8 +172,29 @@ def render_summary(summary: pd.DataFrame, title: str = "results") -> Any:
         if has_gap:
             gap = row.get("gap_pct")
             cells.append("-" if pd.isna(gap) else f"{gap:.1f}%")
-        cells += [_fmt(row.get(kpi), 3 if abs(row.get(kpi, 0) or 0) < 10 else 1) for kpi in kpis]
         table.add_row(*cells)
+    return table
+
+
+def render_kpis(summary: pd.DataFrame, title: str = "KPIs (mean over seeds)") -> Any:
+    """A rich Table of the mean KPIs per env and agent, or None when there are none."""
+    from rich.table import Table
+
+    kpis = [c for c in summary.columns if c.startswith("kpi/")]
+    if not kpis:
+        return None
+    table = Table(title=title)
+    table.add_column("env", no_wrap=True)
+    table.add_column("agent", no_wrap=True)
+    for kpi in kpis:
+        table.add_column(kpi.removeprefix("kpi/").replace("_", " "), justify="right")
+    for _, row in summary.iterrows():
+        values = [row.get(kpi) for kpi in kpis]
+        table.add_row(
+            str(row["env"]),
+            str(row["agent"]),
+            *[_fmt(v) for v in values],
+        )
     return table
 
 

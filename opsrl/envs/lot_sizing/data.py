@@ -240,9 +240,7 @@ class LotSizingInstance:
 
     def __post_init__(self) -> None:
         converted: dict[str, Any] = {}
-        production = _numeric_array(
-            "machine_production", self.machine_production, 2, integer=True
-        )
+        production = _numeric_array("machine_production", self.machine_production, 2, integer=True)
         converted["machine_production"] = production
         matrices = {"setup_costs": False, "setup_loss": True}
         for key, integer in matrices.items():
@@ -285,12 +283,22 @@ class LotSizingInstance:
         why_matrix = "machines x items, like machine_production"
         _check_shape("setup_costs", self.setup_costs, matrix_shape, why_matrix)
         _check_shape("setup_loss", self.setup_loss, matrix_shape, why_matrix)
-        for key in ("holding_costs", "lost_sales_costs", "max_inventory_level",
-                    "initial_inventory"):
+        for key in (
+            "holding_costs",
+            "lost_sales_costs",
+            "max_inventory_level",
+            "initial_inventory",
+        ):
             _check_shape(key, getattr(self, key), (n_items,), "one entry per item")
         _check_shape("initial_setup", self.initial_setup, (n_machines,), "one entry per machine")
-        for key in ("machine_production", "setup_costs", "setup_loss", "holding_costs",
-                    "lost_sales_costs", "initial_inventory"):
+        for key in (
+            "machine_production",
+            "setup_costs",
+            "setup_loss",
+            "holding_costs",
+            "lost_sales_costs",
+            "initial_inventory",
+        ):
             _check_non_negative(key, getattr(self, key))
         if np.any(self.max_inventory_level < 1):
             raise ValueError(
@@ -366,8 +374,14 @@ class LotSizingInstance:
                 f"a lot-sizing instance must be a JSON object, got {type(data).__name__}"
             )
         required = [
-            "machine_production", "setup_costs", "setup_loss", "holding_costs",
-            "lost_sales_costs", "max_inventory_level", "initial_inventory", "initial_setup",
+            "machine_production",
+            "setup_costs",
+            "setup_loss",
+            "holding_costs",
+            "lost_sales_costs",
+            "max_inventory_level",
+            "initial_inventory",
+            "initial_setup",
         ]
         optional = ["name", "time_horizon", "n_items", "n_machines", "demand_distribution"]
         missing = [key for key in required if key not in data]
@@ -388,9 +402,7 @@ class LotSizingInstance:
         instance = cls(**kwargs)
         for key, actual in (("n_items", instance.n_items), ("n_machines", instance.n_machines)):
             if key in data and data[key] != actual:
-                raise ValueError(
-                    f"{key} is {data[key]!r} but machine_production implies {actual}"
-                )
+                raise ValueError(f"{key} is {data[key]!r} but machine_production implies {actual}")
         return instance
 
     def __eq__(self, other: object) -> bool:

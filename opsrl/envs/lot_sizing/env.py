@@ -67,8 +67,10 @@ def check_env_kwargs(
     infeasible_action: Any,
 ) -> None:
     """Raise a ValueError naming the first bad constructor argument (shared with the vec env)."""
-    if isinstance(instance_seed, bool) or not isinstance(instance_seed, (int, np.integer)) or (
-        instance_seed < 0
+    if (
+        isinstance(instance_seed, bool)
+        or not isinstance(instance_seed, (int, np.integer))
+        or (instance_seed < 0)
     ):
         raise ValueError(f"instance_seed must be a non-negative integer, got {instance_seed!r}")
     if horizon is not None and (
@@ -255,15 +257,17 @@ class LotSizingEnv(gym.Env[np.ndarray, np.ndarray]):
         render_mode: str | None = None,
     ) -> None:
         check_env_kwargs(
-            instance_seed, horizon, random_initial_state, observe_setup, observe_time,
+            instance_seed,
+            horizon,
+            random_initial_state,
+            observe_setup,
+            observe_time,
             infeasible_action,
         )
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         if demand is not None and not isinstance(demand, (DemandModel, Mapping)):
-            raise ValueError(
-                f"demand must be a DemandModel or a dict, got {type(demand).__name__}"
-            )
+            raise ValueError(f"demand must be a DemandModel or a dict, got {type(demand).__name__}")
         self.instance: LotSizingInstance = with_overrides(
             make_instance(instance, seed=int(instance_seed)), horizon=horizon, demand=demand
         )
@@ -325,7 +329,10 @@ class LotSizingEnv(gym.Env[np.ndarray, np.ndarray]):
             self.np_random, self._plant, random=self.random_initial_state
         )
         path = sample_demand_path(
-            self.np_random, self.instance.demand, self.instance.horizon, self.instance.n_items,
+            self.np_random,
+            self.instance.demand,
+            self.instance.horizon,
+            self.instance.n_items,
             cdf=self._plant.demand_cdf,
         )
         path.setflags(write=False)
@@ -403,7 +410,11 @@ class LotSizingEnv(gym.Env[np.ndarray, np.ndarray]):
     # ----------------------------------------------------------------- helpers
     def _observation(self, inventory: np.ndarray, setup: np.ndarray) -> np.ndarray:
         return encode_observation(
-            self._plant, inventory[None], setup[None], self.t, self.observe_setup,
+            self._plant,
+            inventory[None],
+            setup[None],
+            self.t,
+            self.observe_setup,
             self.observe_time,
         )[0]
 
@@ -425,8 +436,11 @@ class LotSizingEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def _kpi(self) -> dict[str, float]:
         return kpi_dict(
-            self._setup_total, self._holding_total, self._lost_sales_total,
-            self._lost_units_total, self._demanded_total,
+            self._setup_total,
+            self._holding_total,
+            self._lost_sales_total,
+            self._lost_units_total,
+            self._demanded_total,
         )
 
 

@@ -62,8 +62,10 @@ class LotSizingVecEnv(VecEnv):
     """
 
     def __init__(self, num_envs: int, seed: int | None = None, **env_kwargs: Any) -> None:
-        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or (
-            num_envs < 1
+        if (
+            isinstance(num_envs, bool)
+            or not isinstance(num_envs, (int, np.integer))
+            or (num_envs < 1)
         ):
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
         if env_kwargs.get("render_mode") is not None:
@@ -87,7 +89,9 @@ class LotSizingVecEnv(VecEnv):
         super().__init__(num_envs, template.observation_space, template.action_space)
 
         n_items, n_machines, horizon = (
-            self.instance.n_items, self.instance.n_machines, self.instance.horizon,
+            self.instance.n_items,
+            self.instance.n_machines,
+            self.instance.horizon,
         )
         self._rngs: list[np.random.Generator | None] = [None] * num_envs
         self._t = 0
@@ -100,9 +104,7 @@ class LotSizingVecEnv(VecEnv):
         )
         self._actions: np.ndarray | None = None
         self.last_demand = np.zeros((num_envs, n_items), dtype=np.int64)
-        self.last_cost = {
-            key: np.zeros(num_envs) for key in ("setup", "holding", "lost_sales")
-        }
+        self.last_cost = {key: np.zeros(num_envs) for key in ("setup", "holding", "lost_sales")}
         self._reset_totals()
         if seed is not None:
             self.seed(int(seed))
@@ -138,9 +140,7 @@ class LotSizingVecEnv(VecEnv):
         )
         self._actions = None
         if actions.shape[0] != self.num_envs:
-            raise ValueError(
-                f"expected actions for {self.num_envs} copies, got {actions.shape[0]}"
-            )
+            raise ValueError(f"expected actions for {self.num_envs} copies, got {actions.shape[0]}")
         post_inventory, self._setup, setup_cost, _ = decision_step(
             self._plant, self._inventory, self._setup, actions
         )
@@ -155,8 +155,11 @@ class LotSizingVecEnv(VecEnv):
         self._lost_units_total += lost_units.sum(axis=1)
         self._demanded_total += demand.sum(axis=1)
         self.last_demand = demand.copy()  # the paths are overwritten at auto-reset
-        self.last_cost = {"setup": setup_cost, "holding": holding_cost,
-                          "lost_sales": lost_sales_cost}
+        self.last_cost = {
+            "setup": setup_cost,
+            "holding": holding_cost,
+            "lost_sales": lost_sales_cost,
+        }
 
         # Same sum order as the single env, so rewards agree bit for bit before the cast.
         rewards = (-(setup_cost + holding_cost + lost_sales_cost)).astype(np.float32)
@@ -187,7 +190,7 @@ class LotSizingVecEnv(VecEnv):
             "setup": lambda i: self._setup[i].copy(),
             "demand_path": lambda i: self._read_only(self._demand_paths[i].copy()),
             "action_masks": lambda i: self._action_mask.copy,
-            "post_decision": lambda i: (lambda action: self._post_decision_list([i], action)[0]),
+            "post_decision": lambda i: lambda action: self._post_decision_list([i], action)[0],
         }
         if attr_name in per_copy:
             return [per_copy[attr_name](i) for i in idx]
@@ -245,9 +248,7 @@ class LotSizingVecEnv(VecEnv):
         Leaves the copies' state and generators untouched.
         """
         self._check_started()
-        feasible, _ = validate_actions(
-            self._plant, actions, self.infeasible_action, batched=True
-        )
+        feasible, _ = validate_actions(self._plant, actions, self.infeasible_action, batched=True)
         if feasible.shape[0] != self.num_envs:
             raise ValueError(
                 f"expected actions for {self.num_envs} copies, got {feasible.shape[0]}"
@@ -322,15 +323,22 @@ class LotSizingVecEnv(VecEnv):
 
     def _kpi_dicts(self) -> list[dict[str, float]]:
         columns = zip(
-            self._setup_total.tolist(), self._holding_total.tolist(),
-            self._lost_sales_total.tolist(), self._lost_units_total.tolist(),
-            self._demanded_total.tolist(), strict=True,
+            self._setup_total.tolist(),
+            self._holding_total.tolist(),
+            self._lost_sales_total.tolist(),
+            self._lost_units_total.tolist(),
+            self._demanded_total.tolist(),
+            strict=True,
         )
         return [kpi_dict(*row) for row in columns]
 
     def _observations(self) -> np.ndarray:
         return encode_observation(
-            self._plant, self._inventory, self._setup, self._t, self.observe_setup,
+            self._plant,
+            self._inventory,
+            self._setup,
+            self._t,
+            self.observe_setup,
             self.observe_time,
         )
 
