@@ -169,9 +169,10 @@ def _spec_from_args(args: argparse.Namespace) -> tuple[Any, bool]:
 def _cmd_run(args: argparse.Namespace, console: Any) -> int:
     from opsrl import results
     from opsrl.experiment import run_experiment
+    from opsrl.spec import expand
 
     spec, resume = _spec_from_args(args)
-    runs = len(spec.envs) * (len(spec.agents) + len(spec.baselines)) * len(spec.seeds)
+    runs = len(expand(spec))
     console.print(
         f"[bold]experiment {spec.name}[/bold]: {runs} run(s) -> {Path(spec.output_dir) / spec.name}"
     )

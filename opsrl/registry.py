@@ -17,7 +17,11 @@ import gymnasium as gym
 from opsrl.envs import ENV_TABLE, EnvEntry
 
 
-class UnknownNameError(ValueError):
+class RegistryError(ValueError):
+    """A spec or flag names something the registry cannot provide (one line)."""
+
+
+class UnknownNameError(RegistryError):
     """A spec or flag names an env, agent or baseline that is not registered."""
 
 
@@ -134,6 +138,9 @@ class BaselineEntry:
     description: str
     #: env ids it applies to; empty means any env
     env_ids: tuple[str, ...] = ()
+    #: its actions depend on its seed; a deterministic baseline is evaluated once per
+    #: experiment (with the first seed), since every seed would give the same episodes
+    stochastic: bool = False
 
 
 BASELINE_TABLE: tuple[BaselineEntry, ...] = (
@@ -141,6 +148,26 @@ BASELINE_TABLE: tuple[BaselineEntry, ...] = (
         "random",
         "opsrl.baselines.common:RandomPolicy",
         "Uniformly random action, restricted to action_masks() where the env has them",
+        stochastic=True,
+    ),
+    BaselineEntry(
+        "base_stock",
+        "opsrl.baselines.lot_sizing:BaseStockPolicy",
+        "Per-item base-stock levels with greedy machine assignment",
+        env_ids=("opsrl/LotSizing-v0",),
+    ),
+    BaselineEntry(
+        "rolling_mip",
+        "opsrl.baselines.lot_sizing:RollingHorizonMIPPolicy",
+        "Rolling-horizon MIP on expected demand (OR-Tools), re-solved every period",
+        env_ids=("opsrl/LotSizing-v0",),
+    ),
+    BaselineEntry(
+        "pi_mip",
+        "opsrl.baselines.lot_sizing:PerfectInformationPolicy",
+        "Perfect-information MIP on the realised demand (clairvoyant); its bound is the "
+        "reported bound",
+        env_ids=("opsrl/LotSizing-v0",),
     ),
 )
 
@@ -163,6 +190,6 @@ def check_baseline_env(name: str, env_id: str) -> None:
     """Raise a one-line error when baseline ``name`` does not apply to ``env_id``."""
     entry = baseline_entry(name)
     if entry.env_ids and env_id not in entry.env_ids:
-        raise ValueError(
+        raise RegistryError(
             f"baseline '{name}' does not apply to {env_id}; it supports {', '.join(entry.env_ids)}"
         )

@@ -176,13 +176,20 @@ class Run:
 
 
 def expand(spec: ExperimentSpec) -> list[Run]:
-    """The runs of ``spec``: envs x (agents, then baselines) x seeds."""
+    """The runs of ``spec``: envs x (agents, then baselines) x seeds.
+
+    A deterministic baseline gives the same episodes whatever its seed, so it runs once,
+    with the first seed.
+    """
     runs = []
     for env in spec.envs:
         for agent in spec.agents:
             runs += [Run(spec.name, env, seed, agent=agent) for seed in spec.seeds]
         for baseline in spec.baselines:
-            runs += [Run(spec.name, env, seed, baseline=baseline) for seed in spec.seeds]
+            seeds = (
+                spec.seeds if registry.baseline_entry(baseline.name).stochastic else spec.seeds[:1]
+            )
+            runs += [Run(spec.name, env, seed, baseline=baseline) for seed in seeds]
     return runs
 
 
@@ -285,7 +292,7 @@ def _build(cls: type, data: Any, where: str) -> Any:
             raise SpecError(f"missing required key '{key}'")
     try:
         return cls(**values)
-    except registry.UnknownNameError as error:
+    except registry.RegistryError as error:
         raise SpecError(str(error)) from None
 
 

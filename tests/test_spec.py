@@ -44,6 +44,18 @@ def test_bad_specs_are_one_line_errors(overrides, message):
     assert "\n" not in str(error.value)
 
 
+def test_deterministic_baselines_run_once():
+    spec = spec_from_dict(_spec(envs=["opsrl/LotSizing-v0"], baselines=["random", "base_stock"]))
+    names = [run.name for run in expand(spec)]
+    assert "LotSizing-v0__random__1" in names
+    assert [n for n in names if "base_stock" in n] == ["LotSizing-v0__base_stock__0"]
+
+
+def test_baseline_restricted_to_its_env():
+    with pytest.raises(SpecError, match="baseline 'pi_mip' does not apply to CartPole-v1"):
+        spec_from_dict(_spec(baselines=["pi_mip"]))
+
+
 def test_integral_float_timesteps_accepted():
     assert spec_from_dict(_spec(timesteps=1.0e5)).timesteps == 100000
 
