@@ -544,7 +544,7 @@ def run_experiment(
     failures = [o for o in outcomes if o.status == "failed"]
     table = results.collect(exp_dir, [run.name for run in expand(spec)])
     table_path = results.write_table(table, exp_dir / "results") if len(table) else None
-    summary = results.summarize(table) if len(table) else pd.DataFrame()
+    summary = results.summarize(table, spec.thresholds) if len(table) else pd.DataFrame()
     if len(summary):
         results.write_summary(summary, exp_dir / "summary.csv")
         results.plot_curves(table, exp_dir / "curves.png")

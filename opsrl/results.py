@@ -100,10 +100,28 @@ def final_metrics(table: pd.DataFrame) -> pd.DataFrame:
     return wide.reset_index()
 
 
-def summarize(table: pd.DataFrame) -> pd.DataFrame:
+def steps_to_threshold(table: pd.DataFrame, threshold: float) -> pd.Series:
+    """Per run, the first env step whose evaluation return reaches ``threshold`` (NaN if
+    never); the training episode return stands in where a run has no evaluation curve."""
+    steps = {}
+    for run, group in table.groupby("run", sort=False):
+        curve = group[group["metric"] == "eval/return"]
+        if curve.empty:
+            curve = group[group["metric"] == "train/ep_rew_mean"]
+        reached = curve[curve["value"] >= threshold].sort_values("step")
+        steps[run] = float(reached["step"].iloc[0]) if len(reached) else float("nan")
+    return pd.Series(steps, dtype=float)
+
+
+def summarize(
+    table: pd.DataFrame, thresholds: dict[str, list[float]] | None = None
+) -> pd.DataFrame:
     """Per env x agent: seeds, mean, std, IQM and its 95% bootstrap CI of the final return,
-    mean KPIs, and the gap to the best bound known for the env (in % of the bound)."""
+    mean KPIs, the gap to the best bound known for the env (in % of the bound) and, for each
+    of the env's ``thresholds``, the mean steps to reach it over the seeds that did
+    (``steps_to_<t>``) and the fraction of seeds that did (``reached_<t>``)."""
     per_run = final_metrics(table)
+    thresholds = thresholds or {}
     rows = []
     for (env, agent, kind), group in per_run.groupby(["env", "agent", "kind"], sort=False):
         returns = group["return"].to_numpy(dtype=float)
@@ -122,6 +140,12 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
         for column in group.columns:
             if column.startswith("kpi/") or column in ("bound", "wall_time_s"):
                 row[column] = float(group[column].mean())
+        if kind == "agent":
+            runs = table[table["run"].isin(group["run"])]
+            for threshold in thresholds.get(env, []):
+                steps = steps_to_threshold(runs, threshold)
+                row[f"steps_to_{threshold:g}"] = float(steps.mean())
+                row[f"reached_{threshold:g}"] = float(steps.notna().mean())
         rows.append(row)
     summary = pd.DataFrame(rows)
     if "bound" in summary:

@@ -114,6 +114,9 @@ class ExperimentSpec:
     workers: int = 1
     #: parent directory of the experiment directory
     output_dir: str = "runs"
+    #: per env label, return thresholds; the summary reports the env steps each agent needs
+    #: to reach them (first evaluation at or above the threshold)
+    thresholds: dict[str, list[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.envs:
@@ -139,6 +142,12 @@ class ExperimentSpec:
             registry.baseline_entry(baseline.name)
             for env in self.envs:
                 registry.check_baseline_env(baseline.name, env.id)
+        unknown_envs = set(self.thresholds) - {e.label for e in self.envs}
+        if unknown_envs:
+            raise SpecError(
+                f"experiment spec: 'thresholds' names env {sorted(unknown_envs)[0]!r}, which is "
+                "not an env label of this spec"
+            )
         labels = [a.label for a in self.agents] + [b.label for b in self.baselines]
         for kind, names in (("agent/baseline", labels), ("env", [e.label for e in self.envs])):
             duplicates = sorted({n for n in names if names.count(n) > 1})

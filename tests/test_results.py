@@ -63,3 +63,29 @@ def test_summary_mean_std_and_gap_to_bound():
     # best bound -102 (mean over the bound's episodes); gap of ppo = 28/102
     assert summary.loc["ppo", "gap_pct"] == pytest.approx(100 * 28 / 102)
     assert summary.loc["mip", "kpi/fill_rate"] == pytest.approx(0.9)
+
+
+def test_steps_to_threshold_from_eval_curve():
+    curve = [(1000, -500.0), (2000, -300.0), (3000, -250.0)]
+    table = pd.DataFrame(
+        _rows("ppo", "agent", 0, -250.0)
+        + [
+            {
+                "run": "E__ppo__0",
+                "env": "E",
+                "agent": "ppo",
+                "seed": 0,
+                "kind": "agent",
+                "step": s,
+                "metric": "eval/return",
+                "value": v,
+            }
+            for s, v in curve
+        ]
+        + _rows("ppo", "agent", 1, -400.0)
+    )
+    summary = summarize(table, {"E": [-300.0, -100.0]}).set_index("agent")
+    # seed 0 reaches -300 at step 2000; seed 1 has only a training curve far below
+    assert summary.loc["ppo", "steps_to_-300"] == 2000
+    assert summary.loc["ppo", "reached_-300"] == 0.5
+    assert summary.loc["ppo", "reached_-100"] == 0.0
