@@ -166,8 +166,12 @@ def test_reset_info_and_reset_reward_free():
     env = LotSizingEnv("3x2")
     obs, info = env.reset(seed=3)
     assert info["kpi"] == {
-        "setup_cost": 0.0, "holding_cost": 0.0, "lost_sales_cost": 0.0, "total_cost": 0.0,
-        "lost_units": 0, "fill_rate": 1.0,
+        "setup_cost": 0.0,
+        "holding_cost": 0.0,
+        "lost_sales_cost": 0.0,
+        "total_cost": 0.0,
+        "lost_units": 0,
+        "fill_rate": 1.0,
     }
     assert env.observation_space.contains(obs)
     assert env.demand_path.shape == (env.instance.horizon, 3)
@@ -201,8 +205,12 @@ def test_simulator_is_plain_numpy():
     import opsrl.envs.lot_sizing.sim as sim
 
     tree = ast.parse(Path(sim.__file__).read_text())
-    modules = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
-               for alias in node.names}
+    modules = {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
     modules |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert not any(name.split(".")[0] in {"gymnasium", "stable_baselines3"} for name in modules)
 
@@ -259,9 +267,7 @@ def test_action_masks_layout_and_masked_policy_is_always_feasible():
     env = LotSizingEnv(tiny_instance(), infeasible_action="raise")
     mask = env.action_masks()
     assert mask.dtype == bool and mask.shape == (2 * 4,)
-    np.testing.assert_array_equal(
-        mask, [True, True, True, False, True, False, True, True]
-    )
+    np.testing.assert_array_equal(mask, [True, True, True, False, True, False, True, True])
     env.reset(seed=0)
     rng = np.random.default_rng(0)
     for _ in range(env.instance.horizon):
@@ -419,8 +425,13 @@ def test_bad_env_arguments_raise_at_construction(kwargs, message):
 
 
 def test_overrides_and_observation_layout():
-    env = LotSizingEnv("3x2", horizon=7, demand={"name": "uniform", "low": 0, "high": 2},
-                       observe_setup=False, observe_time=False)
+    env = LotSizingEnv(
+        "3x2",
+        horizon=7,
+        demand={"name": "uniform", "low": 0, "high": 2},
+        observe_setup=False,
+        observe_time=False,
+    )
     assert env.instance.horizon == 7 and env.instance.demand == DemandModel.uniform(0, 2)
     obs, _ = env.reset(seed=0)
     assert obs.shape == (3,)
@@ -502,8 +513,12 @@ def test_same_seed_same_episodes():
     "kwargs",
     [
         dict(instance="5x3", horizon=6),
-        dict(instance=tiny_instance(), random_initial_state=False, observe_setup=False,
-             demand={"name": "binomial", "n": [3, 6, 9], "p": 0.5}),
+        dict(
+            instance=tiny_instance(),
+            random_initial_state=False,
+            observe_setup=False,
+            demand={"name": "binomial", "n": [3, 6, 9], "p": 0.5},
+        ),
     ],
 )
 def test_batched_env_equals_single_envs_across_episodes(kwargs):
@@ -598,8 +613,9 @@ def test_batched_env_trains_with_maskable_ppo_and_ppo_under_vec_monitor():
     from stable_baselines3.common.vec_env import VecMonitor
 
     venv = VecMonitor(LotSizingVecEnv(8, seed=0, instance="3x2", horizon=10))
-    model = MaskablePPO("MlpPolicy", venv, n_steps=20, batch_size=80, n_epochs=1, seed=0,
-                        device="cpu")
+    model = MaskablePPO(
+        "MlpPolicy", venv, n_steps=20, batch_size=80, n_epochs=1, seed=0, device="cpu"
+    )
     model.learn(320)
     assert len(model.ep_info_buffer) > 0
     PPO("MlpPolicy", venv, n_steps=20, batch_size=80, n_epochs=1, seed=0, device="cpu").learn(160)
