@@ -339,7 +339,7 @@ def _train(
     assert run.agent is not None
     vec_kind = resolve_vec_env(run.env, spec.vec_env)
     venv = make_vec_env(run.env, spec.n_envs, run.seed, vec_kind)
-    eval_env = make_env(run.env)
+    eval_env = make_env(run.env.for_evaluation())
     try:
         model = build_agent(run.agent, venv, run.seed, spec.device)
         agent_cls = type(model)
@@ -385,7 +385,7 @@ def _train(
 def _evaluate_baseline(
     run: Run, spec: ExperimentSpec, workdir: Path, config: dict[str, Any]
 ) -> tuple[list[EpisodeResult], list[dict[str, Any]]]:
-    env = make_env(run.env)
+    env = make_env(run.env.for_evaluation())
     try:
         policy = build_baseline(run, env)
         _write_atomic(workdir / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
@@ -492,6 +492,8 @@ def validate(spec: ExperimentSpec) -> None:
     """Everything that can be checked before any run starts: env kwargs and hyperparameters."""
     for env_spec in spec.envs:
         make_env(env_spec).close()
+        if env_spec.eval_kwargs:
+            make_env(env_spec.for_evaluation()).close()
         resolve_vec_env(env_spec, spec.vec_env)
     for agent in spec.agents:
         check_hyperparams(agent)
@@ -638,7 +640,7 @@ def evaluate_run_dir(
     n = episodes if episodes is not None else eval_cfg["episodes"]
     first = seed if seed is not None else eval_cfg["seed"]
     seeds = [first + k for k in range(n)]
-    env = make_env(env_spec)
+    env = make_env(env_spec.for_evaluation())
     try:
         if identity["kind"] == "agent":
             model_path = run_dir / MODEL_FILE

@@ -34,10 +34,17 @@ class EnvSpec:
     kwargs: dict[str, Any] = field(default_factory=dict)
     #: name used in run directories and tables (default: the id without its namespace)
     label: str | None = None
+    #: kwargs that differ for evaluation (e.g. ``{split: test}`` to train on one period and
+    #: evaluate on another); merged over ``kwargs``
+    eval_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.label is None:
             self.label = self.id.split("/")[-1]
+
+    def for_evaluation(self) -> EnvSpec:
+        """The env spec evaluation episodes use: ``kwargs`` updated with ``eval_kwargs``."""
+        return EnvSpec(self.id, {**self.kwargs, **self.eval_kwargs}, self.label)
 
 
 @dataclass

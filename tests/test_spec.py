@@ -83,3 +83,20 @@ def test_key_values():
     assert parsed == {"learning_rate": 3e-4, "n_steps": 128, "flag": True, "net": [64, 64]}
     with pytest.raises(SpecError, match="key:value"):
         parse_key_values(["learning_rate=3"], "--hyperparams")
+
+
+def test_eval_kwargs_override_for_evaluation():
+    spec = spec_from_dict(
+        _spec(
+            envs=[
+                {
+                    "id": "opsrl/LotSizing-v0",
+                    "kwargs": {"instance": "3x2", "horizon": 5},
+                    "eval_kwargs": {"horizon": 7},
+                }
+            ]
+        )
+    )
+    evaluation = spec.envs[0].for_evaluation()
+    assert evaluation.kwargs == {"instance": "3x2", "horizon": 7}
+    assert spec.envs[0].kwargs["horizon"] == 5
