@@ -122,7 +122,8 @@ def make_vec_env(env_spec: EnvSpec, n_envs: int, seed: int, vec_env: str = "auto
         env_spec.id,
         n_envs=n_envs,
         seed=seed,
-        env_kwargs=dict(env_spec.kwargs),
+        # SB3 asks for render_mode="rgb_array" unless told otherwise; not every env renders.
+        env_kwargs={"render_mode": None, **env_spec.kwargs},
         vec_env_cls=vec_env_cls,
     )
 
@@ -140,14 +141,14 @@ def _resolve_hyperparams(hyperparams: dict[str, Any]) -> dict[str, Any]:
     """Turn YAML-friendly values into what SB3 expects (activation names into classes)."""
     resolved = dict(hyperparams)
     policy_kwargs = dict(resolved.get("policy_kwargs") or {})
-    activation = policy_kwargs.get("activation_fn")
-    if isinstance(activation, str):
-        import torch.nn as nn
+    for key, activation in policy_kwargs.items():
+        if key.endswith("activation_fn") and isinstance(activation, str):
+            import torch.nn as nn
 
-        name = _ACTIVATIONS.get(activation.lower(), activation)
-        if not hasattr(nn, name):
-            raise RunError(f"policy_kwargs.activation_fn: unknown activation {activation!r}")
-        policy_kwargs["activation_fn"] = getattr(nn, name)
+            name = _ACTIVATIONS.get(activation.lower(), activation)
+            if not hasattr(nn, name):
+                raise RunError(f"policy_kwargs.{key}: unknown activation {activation!r}")
+            policy_kwargs[key] = getattr(nn, name)
     if policy_kwargs:
         resolved["policy_kwargs"] = policy_kwargs
     return resolved

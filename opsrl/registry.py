@@ -102,6 +102,12 @@ AGENT_TABLE: tuple[AgentEntry, ...] = (
         "sb3-contrib",
         default_policy="MlpLstmPolicy",
     ),
+    AgentEntry(
+        "pdppo",
+        "opsrl.agents.pdppo:PDPPO",
+        "Post-decision PPO: dual critic over pre- and post-decision states (env.post_decision)",
+        "opsrl",
+    ),
 )
 
 
@@ -168,6 +174,30 @@ BASELINE_TABLE: tuple[BaselineEntry, ...] = (
         "Perfect-information MIP on the realised demand (clairvoyant); its bound is the "
         "reported bound",
         env_ids=("opsrl/LotSizing-v0",),
+    ),
+    BaselineEntry(
+        "equal_weight",
+        "opsrl.baselines.portfolio:EqualWeightPolicy",
+        "Rebalance to equal weights every day",
+        env_ids=("opsrl/ESGPortfolio-v0",),
+    ),
+    BaselineEntry(
+        "buy_and_hold",
+        "opsrl.baselines.portfolio:BuyAndHoldPolicy",
+        "Equal weights at the start, then hold (no turnover)",
+        env_ids=("opsrl/ESGPortfolio-v0",),
+    ),
+    BaselineEntry(
+        "min_variance",
+        "opsrl.baselines.portfolio:MinVariancePolicy",
+        "Long-only minimum variance on the lookback covariance, rebalanced periodically",
+        env_ids=("opsrl/ESGPortfolio-v0",),
+    ),
+    BaselineEntry(
+        "esg_lp",
+        "opsrl.baselines.portfolio:ESGLPPolicy",
+        "OR-Tools GLOP LP: return minus MAD risk, ESG floor, turnover limit, rolling window",
+        env_ids=("opsrl/ESGPortfolio-v0",),
     ),
 )
 

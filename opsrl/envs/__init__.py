@@ -32,6 +32,13 @@ ENV_TABLE: tuple[EnvEntry, ...] = (
         description="Stochastic multi-item multi-machine lot-sizing with post-decision states",
         batched_entry_point="opsrl.envs.lot_sizing.vec:LotSizingVecEnv",
     ),
+    # Episodes end at the end of the chosen data split (or after episode_days).
+    EnvEntry(
+        id="opsrl/ESGPortfolio-v0",
+        entry_point="opsrl.envs.esg_portfolio.env:ESGPortfolioEnv",
+        description="Long-only portfolio in a standard or ESG-regulated market (synthetic or "
+        "FinRL CSV prices)",
+    ),
 )
 
 

@@ -15,6 +15,7 @@ ENV_FOR = {
     "a2c": "opsrl/LotSizing-v0",
     "maskable_ppo": "opsrl/LotSizing-v0",
     "trpo": "opsrl/LotSizing-v0",
+    "pdppo": "opsrl/LotSizing-v0",
     "recurrent_ppo": "CartPole-v1",
     "dqn": "CartPole-v1",
     "qrdqn": "CartPole-v1",
@@ -28,6 +29,7 @@ SMALL = {
     "trpo": {"n_steps": 32, "batch_size": 32},
     "recurrent_ppo": {"n_steps": 32, "batch_size": 32},
     "a2c": {"n_steps": 8},
+    "pdppo": {"n_steps": 32, "n_epochs": 2},
     "dqn": {"learning_starts": 16},
     "qrdqn": {"learning_starts": 16},
     "sac": {"learning_starts": 16},
@@ -45,7 +47,8 @@ def test_train_save_load_round_trip(name, tmp_path):
     env_spec = EnvSpec(
         ENV_FOR[name], {"instance": "3x2"} if ENV_FOR[name].startswith("opsrl") else {}
     )
-    venv = make_vec_env(env_spec, n_envs=2, seed=0)
+    # the batched lot-sizing env and SB3's DummyVecEnv, by turns
+    venv = make_vec_env(env_spec, n_envs=2, seed=0, vec_env="dummy" if name == "a2c" else "auto")
     model = build_agent(AgentSpec(name, hyperparams=SMALL[name]), venv, seed=0, device="cpu")
     model.learn(64)
     model.save(tmp_path / "model.zip")
