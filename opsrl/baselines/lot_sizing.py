@@ -463,7 +463,8 @@ def solve_perfect_information(
 
     Returns:
         :class:`~opsrl.baselines.base.Solution` with ``objective`` (cost of the best plan
-        found), ``status`` (``optimal``, ``feasible``; ``bound`` when only a bound came back),
+        found; when CP-SAT finds none in time, the cheaper starting plan, with
+        ``metadata["plan_source"]`` saying so), ``status`` (``optimal``, ``feasible``),
         ``bound`` (the solver's lower bound on the optimal cost) and ``wall_time`` (model
         building and solve). ``metadata``: ``plan`` ((T, M) int64 actions, as for
         ``env.step``), ``setup_cost``, ``holding_cost``, ``lost_sales_cost`` (split of the
@@ -504,24 +505,42 @@ def solve_perfect_information(
         "solve_time": solve_time,
     }
     label = _CP_SAT_STATUS[status]
-    objective = bound = None
+    bound = None
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         plan = _read_plan(plan_model, cp_solver, plant.n_machines)
-        objective = cp_solver.objective_value / costs.scale
-        trajectory = _simulate_plan(plant, plan, demand, inventory, setup)
-        metadata["plan"] = plan
-        for key in ("setup_cost", "holding_cost", "lost_sales_cost"):
-            metadata[key] = float(trajectory[key].sum())
+        metadata["plan_source"] = "cp_sat"
+    else:
+        # Nothing found in time (a very short limit on a loaded machine): keep the cheaper
+        # starting plan so that the policy can still act; the solver's bound stays valid.
+        plan = min((heuristic, idle), key=lambda p: _plan_cost(plant, p, demand, inventory, setup))
+        metadata["plan_source"] = "starting solution"
+        label = "feasible"
+    trajectory = _simulate_plan(plant, plan, demand, inventory, setup)
+    metadata["plan"] = plan
+    for key in ("setup_cost", "holding_cost", "lost_sales_cost"):
+        metadata[key] = float(trajectory[key].sum())
+    objective = metadata["setup_cost"] + metadata["holding_cost"] + metadata["lost_sales_cost"]
     if status != cp_model.INFEASIBLE and np.isfinite(cp_solver.best_objective_bound):
-        bound = cp_solver.best_objective_bound / costs.scale
-        if objective is None:
-            label = "bound"
+        bound = min(cp_solver.best_objective_bound / costs.scale, objective)
     return Solution(
         objective=objective,
         status=label,
         bound=bound,
         wall_time=time.perf_counter() - start,
         metadata=metadata,
+    )
+
+
+def _plan_cost(
+    plant: PlantArrays,
+    plan: np.ndarray,
+    demand: np.ndarray,
+    inventory: np.ndarray,
+    setup: np.ndarray,
+) -> float:
+    trajectory = _simulate_plan(plant, plan, demand, inventory, setup)
+    return float(
+        sum(trajectory[key].sum() for key in ("setup_cost", "holding_cost", "lost_sales_cost"))
     )
 
 

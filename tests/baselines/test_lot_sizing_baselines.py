@@ -332,3 +332,16 @@ def test_bad_solver_arguments_raise_value_error_naming_them(kwargs, message):
     arguments.update(kwargs)
     with pytest.raises(ValueError, match=message):
         solve_perfect_information(instance, **arguments)
+
+
+def test_pi_without_a_solution_in_time_still_gives_a_plan():
+    env = LotSizingEnv(instance="15x5", horizon=12)
+    env.reset(seed=0)
+    solution = solve_perfect_information(
+        env.instance, env.demand_path, env.inventory, env.setup, time_limit=1e-4
+    )
+    assert solution.metadata["plan"].shape == (12, 5)
+    assert episode_cost(env, solution.metadata["plan"], seed=0) == pytest.approx(
+        solution.objective, abs=1e-9
+    )
+    assert solution.bound is None or solution.bound <= solution.objective + 1e-9
