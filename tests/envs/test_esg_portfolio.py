@@ -1,6 +1,5 @@
 """ESG portfolio env family: accounting invariants, ESG rule, data loaders and env contracts."""
 
-import ast
 import math
 import warnings
 from pathlib import Path
@@ -389,20 +388,6 @@ def test_checkers_pass_without_warnings(kwargs):
         warnings.simplefilter("error")
         gym_check_env(_make_checked(**kwargs))
         sb3_check_env(ESGPortfolioEnv(**kwargs), warn=True)
-
-
-def test_simulator_is_plain_numpy():
-    import opsrl.envs.esg_portfolio.sim as sim
-
-    tree = ast.parse(Path(sim.__file__).read_text())
-    modules = {
-        alias.name
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import)
-        for alias in node.names
-    }
-    modules |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert not any(name.split(".")[0] in {"gymnasium", "stable_baselines3"} for name in modules)
 
 
 # ----------------------------------------------------------------------------- synthetic data

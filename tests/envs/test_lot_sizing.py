@@ -1,9 +1,7 @@
 """Lot-sizing env family: simulator invariants, env contracts, batched env, instances."""
 
-import ast
 import json
 import warnings
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -199,20 +197,6 @@ def test_demand_sampler_matches_distribution_moments(model):
         assert path.min() == 2 and path[:, 0].max() == 4 and path[:, 1].max() == 9
     table = demand_cdf(model, 2)
     assert np.all(np.diff(table, axis=1) >= 0) and np.all(table[:, -1] == 1.0)
-
-
-def test_simulator_is_plain_numpy():
-    import opsrl.envs.lot_sizing.sim as sim
-
-    tree = ast.parse(Path(sim.__file__).read_text())
-    modules = {
-        alias.name
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import)
-        for alias in node.names
-    }
-    modules |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert not any(name.split(".")[0] in {"gymnasium", "stable_baselines3"} for name in modules)
 
 
 # ----------------------------------------------------------------------------- post-decision
