@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -29,6 +27,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from opsrl.envs.lot_sizing.env import LotSizingEnv
 from opsrl.envs.lot_sizing.vec import LotSizingVecEnv
+from opsrl.machine import machine_note
 
 INSTANCE = "25x15"
 
@@ -74,23 +73,6 @@ def time_vec_env(make: Callable[[], object], n_steps: int, actions: np.ndarray) 
     return n_steps * n_copies / elapsed
 
 
-def machine_note() -> str:
-    """CPU, cores, Python and numpy versions, for the results file."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return (
-        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"numpy {np.__version__}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"
-    )
-
-
 def main(argv: list[str] | None = None) -> dict[str, float]:
     """Run the four measurements, print a markdown table and the ratios, return the rates."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -108,26 +90,34 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     template = LotSizingEnv(INSTANCE)
     settings: list[tuple[str, int, Callable[[np.ndarray], float], np.ndarray]] = []
     single_actions = random_feasible_actions(template, 256, 1, seed=0)
-    settings.append(("(a) LotSizingEnv", 1,
-                     lambda a: time_single_env(episodes(200), a), single_actions))
+    settings.append(
+        ("(a) LotSizingEnv", 1, lambda a: time_single_env(episodes(200), a), single_actions)
+    )
     dummy_actions = random_feasible_actions(template, 64, 64, seed=1)
-    settings.append((
-        "(b) DummyVecEnv(64 x LotSizingEnv)", 64,
-        lambda a: time_vec_env(
-            lambda: DummyVecEnv([lambda: LotSizingEnv(INSTANCE) for _ in range(64)]),
-            episodes(3), a,
-        ),
-        dummy_actions,
-    ))
+    settings.append(
+        (
+            "(b) DummyVecEnv(64 x LotSizingEnv)",
+            64,
+            lambda a: time_vec_env(
+                lambda: DummyVecEnv([lambda: LotSizingEnv(INSTANCE) for _ in range(64)]),
+                episodes(3),
+                a,
+            ),
+            dummy_actions,
+        )
+    )
     for n_copies, n_episodes in ((64, 30), (1024, 10)):
         actions = random_feasible_actions(template, 64, n_copies, seed=n_copies)
-        settings.append((
-            f"({'c' if n_copies == 64 else 'd'}) LotSizingVecEnv({n_copies})", n_copies,
-            lambda a, n=n_copies, e=n_episodes: time_vec_env(
-                lambda: LotSizingVecEnv(n, seed=0, instance=INSTANCE), episodes(e), a
-            ),
-            actions,
-        ))
+        settings.append(
+            (
+                f"({'c' if n_copies == 64 else 'd'}) LotSizingVecEnv({n_copies})",
+                n_copies,
+                lambda a, n=n_copies, e=n_episodes: time_vec_env(
+                    lambda: LotSizingVecEnv(n, seed=0, instance=INSTANCE), episodes(e), a
+                ),
+                actions,
+            )
+        )
 
     rates: dict[str, float] = {}
     for label, _, measure, actions in settings:

@@ -27,13 +27,11 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import statistics
 import time
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import stable_baselines3
 import torch as th
 from stable_baselines3 import PPO
@@ -44,6 +42,7 @@ from torch import nn
 
 from opsrl.agents.pdppo import PDPPO
 from opsrl.envs.lot_sizing.vec import LotSizingVecEnv
+from opsrl.machine import machine_note
 
 INSTANCE = "25x15"
 PER = 100_000  # env steps the figures are scaled to
@@ -123,24 +122,6 @@ def time_learn(agent: str, args: argparse.Namespace, seed: int) -> Timing:
     return Timing(steps=steps, total_s=total, collection_s=timer.collection_s)
 
 
-def machine_note() -> str:
-    """CPU, cores and library versions, for the results file."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return (
-        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"torch {th.__version__}, stable-baselines3 {stable_baselines3.__version__}, "
-        f"numpy {np.__version__}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"
-    )
-
-
 def main(argv: list[str] | None = None) -> dict[str, float]:
     """Measure, print a markdown table, return seconds per 100k steps of each agent."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -188,7 +169,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         f"n_epochs {args.n_epochs}, batch {batch}, {steps:,} env steps a run, "
         f"median of {args.repeats} interleaved runs"
     )
-    print(f"{datetime.date.today().isoformat()}; {machine_note()}\n")
+    print(
+        f"{datetime.date.today().isoformat()}; "
+        f"{machine_note(torch=str(th.__version__), sb3=stable_baselines3.__version__)}\n"
+    )
     print("| agent | s / 100k steps | collection | training | vs PPO |")
     print("|---|---:|---:|---:|---:|")
     reference = median_per("ppo", "total")
