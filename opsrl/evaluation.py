@@ -16,6 +16,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from opsrl.baselines.base import BaselinePolicy
+
 
 @dataclass
 class EpisodeResult:
@@ -69,9 +71,10 @@ def evaluate_policy_on_seeds(
     results = []
     for seed in seeds:
         obs, info = env.reset(seed=int(seed))
-        if hasattr(policy, "reset") and not hasattr(policy, "learn"):
+        is_baseline = isinstance(policy, BaselinePolicy)
+        if is_baseline:
             policy.reset(env)
-        bound = policy.episode_bound(env) if hasattr(policy, "episode_bound") else None
+        bound = policy.episode_bound(env) if is_baseline else None
         state = None
         episode_start = np.ones((1,), dtype=bool)
         total, length, done = 0.0, 0, False

@@ -37,6 +37,7 @@ from opsrl import registry, results
 from opsrl.evaluation import EpisodeResult, evaluate_policy_on_seeds, summarize_episodes
 from opsrl.spec import (
     AgentSpec,
+    BaselineSpec,
     EnvSpec,
     ExperimentSpec,
     Run,
@@ -650,8 +651,6 @@ def evaluate_run_dir(
             agent_cls = registry.agent_class(identity["agent"]["name"])
             policy = agent_cls.load(model_path, device="auto")
         else:
-            from opsrl.spec import BaselineSpec
-
             run = Run(
                 identity["experiment"],
                 env_spec,
