@@ -39,6 +39,13 @@ ENV_TABLE: tuple[EnvEntry, ...] = (
         description="Long-only portfolio in a standard or ESG-regulated market (synthetic or "
         "FinRL CSV prices)",
     ),
+    # The simulator truncates itself at a safety horizon (and on deadlock), so no TimeLimit.
+    EnvEntry(
+        id="opsrl/JobShop-v0",
+        entry_point="opsrl.envs.job_shop.env:JobShopEnv",
+        description="Job shop dispatching: classic, blocking with/without swaps, random machine "
+        "shutdowns (ISBJSSP by default); graph or flat observations, masked actions",
+    ),
 )
 
 

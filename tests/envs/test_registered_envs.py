@@ -24,17 +24,24 @@ def test_env_checkers_pass_without_warnings(env_id):
         env.close()
 
 
+def _flat(obs):
+    """Dict observations (graph envs) as one array, keys in order."""
+    if isinstance(obs, dict):
+        return np.concatenate([np.ravel(obs[key]) for key in sorted(obs)])
+    return obs
+
+
 def _rollout(env_id, seed, steps=60):
     env = gym.make(env_id)
     env.action_space.seed(seed)
     obs, _ = env.reset(seed=seed)
-    trace = [obs]
+    trace = [_flat(obs)]
     for _ in range(steps):
         obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
-        trace += [obs, np.float64(reward)]
+        trace += [_flat(obs), np.float64(reward)]
         if terminated or truncated:
             obs, _ = env.reset()
-            trace.append(obs)
+            trace.append(_flat(obs))
     env.close()
     return trace
 
