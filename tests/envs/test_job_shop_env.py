@@ -526,3 +526,25 @@ def test_maskable_ppo_trains_on_the_graph_observation():
     obs, _ = env.reset(seed=0)
     action, _ = model.predict(obs, action_masks=env.action_masks(), deterministic=True)
     assert env.action_masks()[int(action)]
+
+
+def test_instance_selection_by_seed_cycles_through_the_list_and_reports_the_gap():
+    names = ["ft06", "la01", "la02"]
+    env = JobShopEnv(instance=names, shutdown_prob=0.0, instance_selection="seed")
+    seen = []
+    for seed in range(6):
+        env.reset(seed=seed)
+        seen.append(env.instance.name)
+        done = False
+        while not done:
+            _, _, terminated, truncated, info = env.step(int(np.flatnonzero(env.action_masks())[0]))
+            done = terminated or truncated
+        best = env.instance.best_known(blocking=True)
+        assert info["kpi"]["best_known"] == best
+        assert info["kpi"]["gap_pct"] == pytest.approx(
+            100 * (info["kpi"]["makespan"] - best) / best
+        )
+        assert info["kpi"]["makespan"] >= best  # BWS optimum / best known is a lower bound here
+    assert seen == names + names
+    with pytest.raises(ValueError, match="instance_selection"):
+        JobShopEnv(instance=names, instance_selection="cycle")

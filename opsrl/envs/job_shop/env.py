@@ -322,7 +322,10 @@ class JobShopEnv(gym.Env[dict[str, np.ndarray] | np.ndarray, np.int64]):
     ``info["kpi"]`` at every step (episode to date, final at the end): ``makespan`` (the
     clock until done), ``utilisation`` (processing time / (makespan x machines)),
     ``blocked_time`` (machine ticks holding a finished job), ``downtime`` (shutdown ticks
-    within the makespan, summed over machines), ``swaps`` (swap cycles), ``deadlock`` (0/1).
+    within the makespan, summed over machines), ``swaps`` (swap cycles), ``deadlock`` (0/1);
+    where the instance has a best known makespan for the mode (classic, or blocking with
+    swap), ``best_known`` and ``gap_pct`` = 100 (makespan - best_known) / best_known (with
+    shutdowns the static best is a reference, not a bound).
     Also ``deadlock``, ``time``, ``invalid_action`` (the action was replaced) and
     ``instance`` (its name). :meth:`schedule` (or :meth:`episode_trace`) returns the
     schedule as a DataFrame.
@@ -333,14 +336,17 @@ class JobShopEnv(gym.Env[dict[str, np.ndarray] | np.ndarray, np.int64]):
     gym.make("opsrl/JobShop-v0", instance="ft06", blocking=True, swap=True,
              shutdown_prob=0.05, downtime=10, downtime_model="geometric",
              observation="graph", reward="time", reward_scale=1.0, max_jobs=None,
-             max_machines=None, invalid_action="replace", render_mode=None)
+             max_machines=None, invalid_action="replace", instance_selection="random",
+             render_mode=None)
     ```
 
     - ``instance``: a packaged name (``"ft06"``, ``"la01"``, ``"ta01"``, ...), a path to an
       OR-Library or Taillard file, a :class:`~opsrl.envs.job_shop.data.JobShopInstance`, or
       a random-instance mapping ``{"jobs": n, "machines": m, "method": "uniform"}``: without
       a ``"seed"`` key a new instance is drawn at every reset from the reset seed; with one
-      it is fixed. A list of these draws one entry uniformly at every reset.
+      it is fixed. A list of these draws one entry uniformly at every reset, or, with
+      ``instance_selection="seed"``, takes entry ``seed % len(list)`` when reset with a seed
+      (the next entry in turn otherwise), so that evaluation seeds 0..k-1 cover every entry.
     - ``blocking``, ``swap``: see Description. Classic JSSP: ``blocking=False``.
     - ``shutdown_prob``: per-tick shutdown probability of an operational machine, in [0, 1).
     - ``downtime``: mean shutdown length in ticks (>= 1; a whole number for ``fixed``).
@@ -377,6 +383,7 @@ class JobShopEnv(gym.Env[dict[str, np.ndarray] | np.ndarray, np.int64]):
         max_jobs: int | None = None,
         max_machines: int | None = None,
         invalid_action: str = "replace",
+        instance_selection: str = "random",
         render_mode: str | None = None,
     ) -> None:
         check_sim_kwargs(blocking, swap, shutdown_prob, downtime, downtime_model)
@@ -398,6 +405,12 @@ class JobShopEnv(gym.Env[dict[str, np.ndarray] | np.ndarray, np.int64]):
                 f"invalid_action must be one of {', '.join(INVALID_ACTION_MODES)}, "
                 f"got {invalid_action!r}"
             )
+        if instance_selection not in ("random", "seed"):
+            raise ValueError(
+                f"instance_selection must be 'random' or 'seed', got {instance_selection!r}"
+            )
+        self.instance_selection = instance_selection
+        self._next_index = 0
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
 
@@ -452,6 +465,9 @@ class JobShopEnv(gym.Env[dict[str, np.ndarray] | np.ndarray, np.int64]):
             raise ValueError(f"unknown reset options {sorted(options)}; known: downtime_windows")
         rng = self.np_random
         index = int(rng.integers(len(self._sources))) if len(self._sources) > 1 else 0
+        if self.instance_selection == "seed":
+            index = seed % len(self._sources) if seed is not None else self._next_index
+            self._next_index = (index + 1) % len(self._sources)
         self.sim, self._graph = self._simulator(index, self._sources[index].draw(rng))
         window_seed = int(rng.integers(2**63 - 1))
         self.sim.reset(seed=window_seed, windows=windows)
@@ -561,8 +577,16 @@ class JobShopEnv(gym.Env[dict[str, np.ndarray] | np.ndarray, np.int64]):
         return int(value)
 
     def _info(self, invalid: bool) -> dict[str, Any]:
+        kpi = self.sim.kpi()
+        # the best known makespan of this mode (classic, or blocking with swap; none is
+        # packaged for blocking without swap); with shutdowns it is the static reference
+        instance = self.sim.instance
+        best = None if self.blocking and not self.swap else instance.best_known(self.blocking)
+        if best:
+            kpi["best_known"] = float(best)
+            kpi["gap_pct"] = 100.0 * (kpi["makespan"] - best) / best
         return {
-            "kpi": self.sim.kpi(),
+            "kpi": kpi,
             "deadlock": self.sim.deadlock,
             "time": self.sim.time,
             "invalid_action": invalid,
