@@ -1,4 +1,4 @@
-"""``opsrl`` command line: a thin dispatcher over list | run | eval | bench.
+"""``opsrl`` command line: a thin dispatcher over list | run | eval | bench | report.
 
 User mistakes (unknown ids, bad YAML keys, wrong types, missing files) end in one line on
 stderr and exit status 2 (``OPSRL_DEBUG=1`` shows the traceback instead); failed runs make
@@ -55,6 +55,11 @@ def _add_run_parser(subparsers: Any) -> None:
         "--resume", action="store_true", help="keep finished runs and run only the unfinished ones"
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument(
+        "--no-report",
+        action="store_true",
+        help="do not write report.md / report.html at the end (see `opsrl report`)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,6 +78,20 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--output", help="also write the evaluation as JSON here")
     bench = subparsers.add_parser("bench", help="run a benchmark from ./benchmarks")
     bench.add_argument("name", nargs="?", help="benchmark script name (default: list them)")
+    report = subparsers.add_parser(
+        "report",
+        help="write report.md and a self-contained report.html for an experiment",
+        description="Learning curves, results tables with OR gaps, aggregate scores and "
+        "per-family figures (Gantt charts, inventory traces, portfolio weights, Pareto fronts) "
+        "of an experiment directory.",
+    )
+    report.add_argument("exp_dir", help="an experiment directory, runs/<experiment>")
+    report.add_argument("--output", help="write the report here (default: the experiment dir)")
+    report.add_argument(
+        "--replay-traces",
+        action="store_true",
+        help="replay the first evaluation episode of the best runs that have no trace.csv",
+    )
     return parser
 
 
@@ -176,7 +195,13 @@ def _cmd_run(args: argparse.Namespace, console: Any) -> int:
     console.print(
         f"[bold]experiment {spec.name}[/bold]: {runs} run(s) -> {Path(spec.output_dir) / spec.name}"
     )
-    outcome = run_experiment(spec, resume=resume, console=console, progress=not args.no_progress)
+    outcome = run_experiment(
+        spec,
+        resume=resume,
+        console=console,
+        progress=not args.no_progress,
+        report=not args.no_report,
+    )
     if len(outcome.summary):
         console.print(results.render_summary(outcome.summary, title=f"{spec.name}: final return"))
         kpis = results.render_kpis(outcome.summary)
@@ -186,6 +211,9 @@ def _cmd_run(args: argparse.Namespace, console: Any) -> int:
         console.print(f"results table: {outcome.table_path}")
         console.print(f"summary: {outcome.exp_dir / 'summary.csv'}")
         console.print(f"TensorBoard: tensorboard --logdir {outcome.exp_dir}")
+    if outcome.report_path is not None:
+        html = outcome.report_path.with_suffix(".html")
+        console.print(f"report: {outcome.report_path} and {html}", soft_wrap=True)
     if outcome.failures:
         console.print(
             f"[red]{len(outcome.failures)} run(s) failed[/red]; "
@@ -232,6 +260,17 @@ def _cmd_bench(args: argparse.Namespace, console: Any) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace, console: Any) -> int:
+    from opsrl.report import build_report
+
+    files = build_report(args.exp_dir, output_dir=args.output, replay_traces=args.replay_traces)
+    console.print(f"report: {files.markdown}", soft_wrap=True)
+    console.print(
+        f"        {files.html} (self-contained, {len(files.figures)} figures)", soft_wrap=True
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``opsrl`` console script."""
     from rich.console import Console
@@ -246,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         "run": lambda: _cmd_run(args, console),
         "eval": lambda: _cmd_eval(args, console),
         "bench": lambda: _cmd_bench(args, console),
+        "report": lambda: _cmd_report(args, console),
     }
     try:
         return commands[args.command]()

@@ -3,18 +3,21 @@
 Every agent and baseline of an experiment is evaluated on exactly the same episodes: episode k
 resets the env with ``seed = eval.seed + k``. The result per episode is its return, its length,
 the env's final ``info["kpi"]`` and, where the policy can bound the episode (a
-perfect-information model), that bound.
+perfect-information model), that bound. On request, the first episode also keeps the env's
+``episode_trace()`` (a DataFrame describing the episode, for the report's per-family plots).
 """
 
 from __future__ import annotations
 
 import inspect
 import math
-from dataclasses import asdict, dataclass, field
+import warnings
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import pandas as pd
 
 from opsrl.baselines.base import BaselinePolicy
 
@@ -29,9 +32,12 @@ class EpisodeResult:
     kpi: dict[str, float] = field(default_factory=dict)
     #: an upper bound on this episode's return from the policy (None when it has none)
     bound: float | None = None
+    #: the env's ``episode_trace()`` of this episode, when it was asked for and the env has one
+    trace: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain data for ``eval.json`` (the trace is written separately, as CSV)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "trace"}
 
 
 def _wants_masks(policy: Any, env: gym.Env) -> bool:
@@ -55,21 +61,40 @@ def _scalar_kpis(kpi: Any) -> dict[str, float]:
     return out
 
 
+def episode_trace(env: gym.Env) -> pd.DataFrame | None:
+    """The env's ``episode_trace()`` of the episode just played, or None when it has none.
+
+    A failing trace only costs the trace (with a warning), never the evaluation it belongs to.
+    """
+    method = getattr(env.unwrapped, "episode_trace", None)
+    if method is None:
+        return None
+    try:
+        trace = method()
+    except Exception as error:  # noqa: BLE001 - a plot input must not sink a finished run
+        name = getattr(env.spec, "id", None) or type(env.unwrapped).__name__
+        warnings.warn(f"episode_trace() of {name} failed: {error}", stacklevel=2)
+        return None
+    return trace if isinstance(trace, pd.DataFrame) else None
+
+
 def evaluate_policy_on_seeds(
     policy: Any,
     env: gym.Env,
     seeds: list[int],
     deterministic: bool = True,
+    capture_trace: bool = False,
 ) -> list[EpisodeResult]:
     """Run one episode per seed with ``policy.predict`` and return their results.
 
     ``policy`` is an SB3 algorithm or an ``opsrl.baselines.BaselinePolicy``. Action masks are
     passed when the env has ``action_masks()`` and ``predict`` accepts them; a baseline's
-    ``reset(env)`` is called after each env reset.
+    ``reset(env)`` is called after each env reset. With ``capture_trace`` the first episode's
+    result carries the env's :func:`episode_trace` (None when the env has none).
     """
     use_masks = _wants_masks(policy, env)
     results = []
-    for seed in seeds:
+    for index, seed in enumerate(seeds):
         obs, info = env.reset(seed=int(seed))
         is_baseline = isinstance(policy, BaselinePolicy)
         if is_baseline:
@@ -97,6 +122,7 @@ def evaluate_policy_on_seeds(
                 length=length,
                 kpi=_scalar_kpis(info.get("kpi")),
                 bound=None if bound is None else float(bound),
+                trace=episode_trace(env) if capture_trace and index == 0 else None,
             )
         )
     return results

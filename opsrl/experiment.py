@@ -2,8 +2,11 @@
 
 Each run works in a hidden ``.<run>.partial`` directory and is renamed to
 ``<output_dir>/<experiment>/<env>__<agent>__<seed>/`` only once its model, logs and evaluation
-are all written, so a run that dies leaves no half result; ``resume`` skips every finished
-run and never touches it.
+are all written (with ``trace.csv``, the env's episode trace of the first evaluation
+episode, where the env has one), so a run that dies leaves no half result; ``resume`` skips
+every finished run and never touches it. At the end the experiment writes its long table,
+summary, ``failures.json`` (the runs that failed and why) and, unless told not to, its report
+(:mod:`opsrl.report`).
 """
 
 from __future__ import annotations
@@ -66,6 +69,10 @@ CONFIG_FILE = "config.yaml"
 EVAL_FILE = "eval.json"
 MODEL_FILE = "model.zip"
 RUN_RESULTS_FILE = "results.csv"
+#: the env's ``episode_trace()`` of the first final-evaluation episode (when the env has one)
+TRACE_FILE = "trace.csv"
+#: per experiment: the runs that failed in the last ``run_experiment`` and why
+FAILURES_FILE = "failures.json"
 PARTIAL_SUFFIX = ".partial"
 
 
@@ -365,7 +372,9 @@ def _train(
             callbacks.append(periodic)
         model.learn(total_timesteps=spec.timesteps, callback=callbacks)
         model.save(workdir / MODEL_FILE)
-        episodes = evaluate_policy_on_seeds(model, eval_env, seeds, spec.eval.deterministic)
+        episodes = evaluate_policy_on_seeds(
+            model, eval_env, seeds, spec.eval.deterministic, capture_trace=True
+        )
         rows = [
             {"step": step, "metric": "train/ep_rew_mean", "value": float(value)}
             for step, value in _training_curve(workdir / "progress.csv")
@@ -391,7 +400,9 @@ def _evaluate_baseline(
     try:
         policy = build_baseline(run, env)
         _write_atomic(workdir / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
-        episodes = evaluate_policy_on_seeds(policy, env, _eval_seeds(spec), deterministic=True)
+        episodes = evaluate_policy_on_seeds(
+            policy, env, _eval_seeds(spec), deterministic=True, capture_trace=True
+        )
     finally:
         env.close()
     rows = [{"step": 0, "metric": k, "value": v} for k, v in summarize_episodes(episodes).items()]
@@ -451,6 +462,8 @@ def execute_run(
             "episodes": [e.to_dict() for e in episodes],
         }
         (workdir / EVAL_FILE).write_text(json.dumps(evaluation, indent=2))
+        if episodes and episodes[0].trace is not None:
+            episodes[0].trace.to_csv(workdir / TRACE_FILE, index=False)
         os.replace(workdir, final_dir)
         if sink is not None:
             sink(("done", run.name, 1, 1))
@@ -488,6 +501,8 @@ class ExperimentResult:
     summary: pd.DataFrame
     table_path: Path | None = None
     failures: list[RunOutcome] = field(default_factory=list)
+    #: the experiment's ``report.md`` (None when not asked for or when it could not be made)
+    report_path: Path | None = None
 
 
 def validate(spec: ExperimentSpec) -> None:
@@ -526,8 +541,14 @@ def run_experiment(
     workers: int | None = None,
     console: Any = None,
     progress: bool = True,
+    report: bool = True,
 ) -> ExperimentResult:
-    """Run every unfinished run of ``spec`` and build the experiment's results table."""
+    """Run every unfinished run of ``spec`` and build the experiment's results table.
+
+    With ``report`` it then writes ``report.md`` and ``report.html`` (see
+    :func:`opsrl.report.build_report`); a report that cannot be made costs a one-line warning,
+    never the results.
+    """
     from rich.console import Console
 
     console = console or Console()
@@ -546,13 +567,34 @@ def run_experiment(
     outcomes = [RunOutcome(run.name, "skipped") for run in finished]
     outcomes += _run_local(todo, spec, exp_dir, workers, console, progress)
     failures = [o for o in outcomes if o.status == "failed"]
+    _write_atomic(
+        exp_dir / FAILURES_FILE,
+        json.dumps({o.name: o.error for o in failures}, indent=2),
+    )
     table = results.collect(exp_dir, [run.name for run in expand(spec)])
     table_path = results.write_table(table, exp_dir / "results") if len(table) else None
     summary = results.summarize(table, spec.thresholds) if len(table) else pd.DataFrame()
     if len(summary):
         results.write_summary(summary, exp_dir / "summary.csv")
         results.plot_curves(table, exp_dir / "curves.png")
-    return ExperimentResult(exp_dir, outcomes, table, summary, table_path, failures)
+    report_path = _make_report(exp_dir, console) if report else None
+    return ExperimentResult(exp_dir, outcomes, table, summary, table_path, failures, report_path)
+
+
+def _make_report(exp_dir: Path, console: Any) -> Path | None:
+    """The experiment's report, or None with a one-line warning: the results are already
+    on disk and must survive whatever goes wrong here."""
+    try:
+        from opsrl.report import build_report
+
+        return build_report(exp_dir).markdown
+    except Exception as error:  # noqa: BLE001 - see the docstring
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        console.print(
+            f"[yellow]warning: no report ({type(error).__name__}: {message}); "
+            f"make it later with `opsrl report {exp_dir}`[/yellow]"
+        )
+        return None
 
 
 def _run_local(
@@ -629,9 +671,16 @@ def _report(outcome: RunOutcome, console: Any) -> RunOutcome:
 
 
 def evaluate_run_dir(
-    run_dir: str | Path, episodes: int | None = None, seed: int | None = None
+    run_dir: str | Path,
+    episodes: int | None = None,
+    seed: int | None = None,
+    capture_trace: bool = False,
 ) -> dict[str, Any]:
-    """Load a finished run's model (or baseline) and evaluate it again on fixed seeds."""
+    """Load a finished run's model (or baseline) and evaluate it again on fixed seeds.
+
+    With ``capture_trace`` the result also holds ``"trace"``: the env's episode trace of the
+    first episode (a DataFrame, or None when the env has none).
+    """
     run_dir = Path(run_dir)
     config_path = run_dir / CONFIG_FILE
     if not config_path.is_file():
@@ -658,15 +707,20 @@ def evaluate_run_dir(
                 baseline=BaselineSpec(**identity["baseline"]),
             )
             policy = build_baseline(run, env)
-        results_list = evaluate_policy_on_seeds(policy, env, seeds, eval_cfg["deterministic"])
+        results_list = evaluate_policy_on_seeds(
+            policy, env, seeds, eval_cfg["deterministic"], capture_trace=capture_trace
+        )
     finally:
         env.close()
-    return {
+    evaluation = {
         "run": str(run_dir),
         "seeds": seeds,
         "summary": summarize_episodes(results_list),
         "episodes": [e.to_dict() for e in results_list],
     }
+    if capture_trace:
+        evaluation["trace"] = results_list[0].trace if results_list else None
+    return evaluation
 
 
 def default_spec_path() -> Path:

@@ -9,6 +9,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import pandas as pd
 from gymnasium import spaces
 
 from opsrl.envs.esg_portfolio.data import MarketData, make_market, split_bounds
@@ -151,6 +152,9 @@ class ESGPortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
     ``sharpe`` (sqrt(252) * mean / std of the daily simple returns of the value, net of costs,
     grants and taxes), ``max_drawdown`` (a fraction) and ``days``. ``reset`` returns the same
     keys.
+    :meth:`episode_trace` returns the days played since the reset as a DataFrame (value,
+    weights, costs, grant, tax, ESG score per day); the experiment runner saves it as
+    ``trace.csv``.
 
     ## Arguments
 
@@ -410,6 +414,7 @@ class ESGPortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
         self._cost_total += outcome.transaction_cost
         self._turnover_total += outcome.turnover
         self._esg_total += outcome.portfolio_esg
+        self._trace.append((self._day, new_value, weights, outcome))
 
         terminated = ruined or self._day >= self._end
         info = {
@@ -426,6 +431,33 @@ class ESGPortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
             "ruined": ruined,
         }
         return self._observation(), float(reward), terminated, False, info
+
+    def episode_trace(self) -> pd.DataFrame:
+        """The days played since the last reset, one row per day.
+
+        Columns: ``date`` (the close the day ends on), ``portfolio_value`` (at that close),
+        ``portfolio_return`` (r_p, before costs), ``transaction_cost``, ``turnover``,
+        ``grant``, ``tax``, ``portfolio_esg``, ``index_esg``, then ``weight/<ticker>``: the
+        weights chosen at the previous close and held over the day. The report plots it
+        (portfolio value and weights over time).
+        """
+        columns: dict[str, Any] = {
+            "date": [str(self.market.dates[day]) for day, *_ in self._trace],
+            "portfolio_value": [value for _, value, _, _ in self._trace],
+        }
+        for name in (
+            "portfolio_return",
+            "transaction_cost",
+            "turnover",
+            "grant",
+            "tax",
+            "portfolio_esg",
+            "index_esg",
+        ):
+            columns[name] = [getattr(outcome, name) for *_, outcome in self._trace]
+        weights = np.array([w for _, _, w, _ in self._trace]).reshape(-1, self.n_assets)
+        columns.update({f"weight/{t}": weights[:, i] for i, t in enumerate(self.tickers)})
+        return pd.DataFrame(columns)
 
     def render(self) -> str | None:
         """With ``render_mode="ansi"``, a line with the date, value and largest weights."""
@@ -461,6 +493,8 @@ class ESGPortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
         )
 
     def _reset_totals(self) -> None:
+        #: per day (day index after the step, value, chosen weights, the day's outcome)
+        self._trace: list[tuple[int, float, np.ndarray, Any]] = []
         self._tracker = PerformanceTracker(self.initial_value)
         self._grant_total = 0.0
         self._tax_total = 0.0

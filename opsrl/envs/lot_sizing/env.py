@@ -7,6 +7,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import pandas as pd
 from gymnasium import spaces
 
 from opsrl.envs.lot_sizing.data import (
@@ -206,6 +207,9 @@ class LotSizingEnv(gym.Env[np.ndarray, np.ndarray]):
     lost_sales_cost, total_cost, lost_units, fill_rate`` (fill rate = 1 - lost units / units
     demanded, 1.0 when nothing was demanded yet); ``reset`` returns it with zeros.
     ``infeasible_actions`` counts the machines whose action this period was infeasible.
+    :meth:`episode_trace` returns the periods played since the reset as a DataFrame
+    (inventory, demand, production and lost sales per item, the item run by each machine and
+    its changeovers, the cost split); the experiment runner saves it as ``trace.csv``.
 
     ## Post-decision states
 
@@ -347,7 +351,8 @@ class LotSizingEnv(gym.Env[np.ndarray, np.ndarray]):
         actions, n_infeasible = validate_actions(
             self._plant, np.asarray(action)[None], self.infeasible_action, batched=False
         )
-        post_inventory, setup, setup_cost, _ = decision_step(
+        changeover = (actions[0] != self._setup) & (actions[0] != 0)
+        post_inventory, setup, setup_cost, produced = decision_step(
             self._plant, self._inventory[None], self._setup[None], actions
         )
         demand = self._demand_path[self._t]
@@ -363,6 +368,17 @@ class LotSizingEnv(gym.Env[np.ndarray, np.ndarray]):
         self._lost_sales_total += lost_sales_cost
         self._lost_units_total += int(lost_units.sum())
         self._demanded_total += int(demand.sum())
+        self._trace.append(
+            (
+                actions[0].copy(),
+                changeover,
+                produced[0],
+                demand,
+                lost_units[0],
+                self._inventory,
+                (setup_cost, holding_cost, lost_sales_cost),
+            )
+        )
 
         reward = -(setup_cost + holding_cost + lost_sales_cost)
         terminated = self._t == self.instance.horizon
@@ -378,6 +394,45 @@ class LotSizingEnv(gym.Env[np.ndarray, np.ndarray]):
     def action_masks(self) -> np.ndarray:
         """Flat bool mask of length M * (I + 1): True where machine m may take action a."""
         return self._action_mask.copy()
+
+    def episode_trace(self) -> pd.DataFrame:
+        """The periods played since the last reset, one row per period.
+
+        Columns: ``period`` (1..t), ``setup_cost``, ``holding_cost``, ``lost_sales_cost``,
+        ``total_cost``; per item i = 1..I ``inventory/i`` (end of period), ``demand/i``,
+        ``produced/i``, ``lost/i`` (lost sales, units); per machine m = 0..M-1 ``machine/m``
+        (the item it ran, 0 = idle) and ``changeover/m`` (1 when it paid a setup). The report
+        plots it (inventory and setup traces).
+        """
+        n_items, n_machines = self.instance.n_items, self.instance.n_machines
+        periods = len(self._trace)
+        if periods:
+            machine, changeover, produced, demand, lost, inventory, costs = (
+                np.array(column) for column in zip(*self._trace, strict=True)
+            )
+        else:
+            machine = changeover = np.zeros((0, n_machines), dtype=np.int64)
+            produced = demand = lost = inventory = np.zeros((0, n_items), dtype=np.int64)
+            costs = np.zeros((0, 3))
+        columns: dict[str, Any] = {
+            "period": np.arange(1, periods + 1),
+            "setup_cost": costs[:, 0],
+            "holding_cost": costs[:, 1],
+            "lost_sales_cost": costs[:, 2],
+            "total_cost": costs.sum(axis=1),
+        }
+        for name, table in (
+            ("inventory", inventory),
+            ("demand", demand),
+            ("produced", produced),
+            ("lost", lost),
+        ):
+            columns.update({f"{name}/{i + 1}": table[:, i] for i in range(n_items)})
+        columns.update({f"machine/{m}": machine[:, m] for m in range(n_machines)})
+        columns.update(
+            {f"changeover/{m}": changeover[:, m].astype(np.int64) for m in range(n_machines)}
+        )
+        return pd.DataFrame(columns)
 
     def post_decision(self, action: Any) -> tuple[np.ndarray, float]:
         """Observation and reward after setups and production, before demand.
@@ -428,6 +483,8 @@ class LotSizingEnv(gym.Env[np.ndarray, np.ndarray]):
             )
 
     def _reset_totals(self) -> None:
+        #: per period (actions, changeovers, produced, demand, lost, inventory, costs)
+        self._trace: list[tuple[Any, ...]] = []
         self._setup_total = 0.0
         self._holding_total = 0.0
         self._lost_sales_total = 0.0
