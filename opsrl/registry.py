@@ -108,6 +108,45 @@ AGENT_TABLE: tuple[AgentEntry, ...] = (
         "Post-decision PPO: dual critic over pre- and post-decision states (env.post_decision)",
         "opsrl",
     ),
+    AgentEntry(
+        "pmoe_sac",
+        "opsrl.agents.pmoe:PMOESAC",
+        "SAC with a Gaussian mixture of K experts, Q-best-expert gradient and routing loss (Box)",
+        "opsrl",
+    ),
+    AgentEntry(
+        "pmoe_ppo",
+        "opsrl.agents.pmoe:PMOEPPO",
+        "PPO with a Gaussian-mixture policy, auxiliary Q head and routing loss (Box)",
+        "opsrl",
+    ),
+    AgentEntry(
+        "props",
+        "opsrl.agents.props:PROPS",
+        "PPO on the last b batches, collected by a behaviour policy that cuts sampling error",
+        "opsrl",
+    ),
+    AgentEntry(
+        "mdpo",
+        "opsrl.agents.mdpo:MDPO",
+        "On-policy Mirror Descent Policy Optimization: full-batch steps with a KL(new||old) term",
+        "opsrl",
+    ),
+    AgentEntry(
+        "mdpo_off",
+        "opsrl.agents.mdpo:OffPolicyMDPO",
+        "Off-policy MDPO: SAC-like actor with a KL to a periodically copied old policy (Box)",
+        "opsrl",
+    ),
+    AgentEntry(
+        "gnn_ppo",
+        "opsrl.agents.gnn_dispatch:GnnPPO",
+        "Masked PPO with a graph policy over the disjunctive graph (job shop dispatching; "
+        "any instance size)",
+        "opsrl",
+        uses_action_masks=True,
+        default_policy="GraphDispatchPolicy",
+    ),
 )
 
 
@@ -198,6 +237,62 @@ BASELINE_TABLE: tuple[BaselineEntry, ...] = (
         "opsrl.baselines.portfolio:ESGLPPolicy",
         "OR-Tools GLOP LP: return minus MAD risk, ESG floor, turnover limit, rolling window",
         env_ids=("opsrl/ESGPortfolio-v0",),
+    ),
+    BaselineEntry(
+        "spt",
+        "opsrl.baselines.job_shop:SPTPolicy",
+        "Dispatching rule: shortest processing time of the candidate operation",
+        env_ids=("opsrl/JobShop-v0",),
+    ),
+    BaselineEntry(
+        "lpt",
+        "opsrl.baselines.job_shop:LPTPolicy",
+        "Dispatching rule: longest processing time of the candidate operation",
+        env_ids=("opsrl/JobShop-v0",),
+    ),
+    BaselineEntry(
+        "fifo",
+        "opsrl.baselines.job_shop:FIFOPolicy",
+        "Dispatching rule: first in, first out (longest-waiting job)",
+        env_ids=("opsrl/JobShop-v0",),
+    ),
+    BaselineEntry(
+        "mor",
+        "opsrl.baselines.job_shop:MORPolicy",
+        "Dispatching rule: most operations remaining",
+        env_ids=("opsrl/JobShop-v0",),
+    ),
+    BaselineEntry(
+        "lor",
+        "opsrl.baselines.job_shop:LORPolicy",
+        "Dispatching rule: least operations remaining",
+        env_ids=("opsrl/JobShop-v0",),
+    ),
+    BaselineEntry(
+        "mwkr",
+        "opsrl.baselines.job_shop:MWKRPolicy",
+        "Dispatching rule: most work remaining",
+        env_ids=("opsrl/JobShop-v0",),
+    ),
+    BaselineEntry(
+        "lwkr",
+        "opsrl.baselines.job_shop:LWKRPolicy",
+        "Dispatching rule: least work remaining",
+        env_ids=("opsrl/JobShop-v0",),
+    ),
+    BaselineEntry(
+        "cpsat",
+        "opsrl.baselines.job_shop:CPSATPolicy",
+        "CP-SAT schedule (classic or blocking with swap) replayed; its bound is the reported "
+        "bound without shutdowns",
+        env_ids=("opsrl/JobShop-v0",),
+    ),
+    BaselineEntry(
+        "cpsat_clairvoyant",
+        "opsrl.baselines.job_shop:ClairvoyantCPSATPolicy",
+        "CP-SAT with the episode's downtime windows fixed, replayed (clairvoyant reference, "
+        "not a bound)",
+        env_ids=("opsrl/JobShop-v0",),
     ),
 )
 

@@ -16,6 +16,12 @@ ENV_FOR = {
     "maskable_ppo": "opsrl/LotSizing-v0",
     "trpo": "opsrl/LotSizing-v0",
     "pdppo": "opsrl/LotSizing-v0",
+    "gnn_ppo": "opsrl/JobShop-v0",
+    "pmoe_sac": "Pendulum-v1",
+    "pmoe_ppo": "Pendulum-v1",
+    "props": "Pendulum-v1",
+    "mdpo": "opsrl/LotSizing-v0",
+    "mdpo_off": "Pendulum-v1",
     "recurrent_ppo": "CartPole-v1",
     "dqn": "CartPole-v1",
     "qrdqn": "CartPole-v1",
@@ -30,6 +36,12 @@ SMALL = {
     "recurrent_ppo": {"n_steps": 32, "batch_size": 32},
     "a2c": {"n_steps": 8},
     "pdppo": {"n_steps": 32, "n_epochs": 2},
+    "gnn_ppo": {"n_steps": 32, "batch_size": 32},
+    "pmoe_sac": {"learning_starts": 16},
+    "pmoe_ppo": {"n_steps": 32, "batch_size": 32},
+    "props": {"n_steps": 32, "props_n_steps": 16, "batch_size": 32, "props_batch_size": 32},
+    "mdpo": {"n_steps": 32, "batch_size": 32},
+    "mdpo_off": {"learning_starts": 16, "old_policy_interval": 8},
     "dqn": {"learning_starts": 16},
     "qrdqn": {"learning_starts": 16},
     "sac": {"learning_starts": 16},
@@ -38,15 +50,18 @@ SMALL = {
 }
 
 
+#: env kwargs where the default (lot sizing's "3x2" instance for opsrl envs) does not fit
+ENV_KWARGS = {"gnn_ppo": {"instance": {"jobs": 3, "machines": 3}}}
+
+
 def test_every_agent_has_a_test_env():
     assert {entry.name for entry in AGENT_TABLE} == set(ENV_FOR)
 
 
 @pytest.mark.parametrize("name", sorted(ENV_FOR))
 def test_train_save_load_round_trip(name, tmp_path):
-    env_spec = EnvSpec(
-        ENV_FOR[name], {"instance": "3x2"} if ENV_FOR[name].startswith("opsrl") else {}
-    )
+    default_kwargs = {"instance": "3x2"} if ENV_FOR[name].startswith("opsrl") else {}
+    env_spec = EnvSpec(ENV_FOR[name], ENV_KWARGS.get(name, default_kwargs))
     # the batched lot-sizing env and SB3's DummyVecEnv, by turns
     venv = make_vec_env(env_spec, n_envs=2, seed=0, vec_env="dummy" if name == "a2c" else "auto")
     model = build_agent(AgentSpec(name, hyperparams=SMALL[name]), venv, seed=0, device="cpu")
@@ -55,7 +70,11 @@ def test_train_save_load_round_trip(name, tmp_path):
     loaded = agent_class(name).load(tmp_path / "model.zip", device="cpu")
     env = gym.make(env_spec.id, **env_spec.kwargs)
     obs, _ = env.reset(seed=1)
-    observations = np.stack([obs] + [env.observation_space.sample() for _ in range(4)])
+    samples = [obs] + [env.observation_space.sample() for _ in range(4)]
+    if isinstance(obs, dict):
+        observations = {key: np.stack([sample[key] for sample in samples]) for key in obs}
+    else:
+        observations = np.stack(samples)
     before, _ = model.predict(observations, deterministic=True)
     after, _ = loaded.predict(observations, deterministic=True)
     np.testing.assert_array_equal(before, after)
