@@ -11,6 +11,7 @@ summary, ``failures.json`` (the runs that failed and why) and, unless told not t
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import multiprocessing
@@ -108,6 +109,12 @@ def resolve_vec_env(env_spec: EnvSpec, vec_env: str) -> str:
     return vec_env
 
 
+def _make_registered_env(env_id: str, **kwargs: Any) -> gym.Env:
+    """``gym.make`` for SubprocVecEnv workers: unpickling this function imports this module,
+    hence opsrl, which registers the opsrl/ ids in the worker."""
+    return gym.make(env_id, **kwargs)
+
+
 def make_vec_env(env_spec: EnvSpec, n_envs: int, seed: int, vec_env: str = "auto") -> VecEnv:
     """``n_envs`` copies of the env as an SB3 VecEnv with episode statistics (Monitor).
 
@@ -127,7 +134,9 @@ def make_vec_env(env_spec: EnvSpec, n_envs: int, seed: int, vec_env: str = "auto
     make_env(env_spec).close()  # fail here, with a clear message, not inside a subprocess
     vec_env_cls = SubprocVecEnv if kind == "subproc" else DummyVecEnv
     return sb3_make_vec_env(
-        env_spec.id,
+        # a picklable factory: SubprocVecEnv workers import opsrl (and register its ids)
+        # when they unpickle it, which a bare id would not make them do
+        functools.partial(_make_registered_env, env_spec.id),
         n_envs=n_envs,
         seed=seed,
         # SB3 asks for render_mode="rgb_array" unless told otherwise; not every env renders.

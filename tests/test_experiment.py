@@ -45,3 +45,21 @@ def test_tiny_spec_on_process_pool(tmp_path, capsys):
     assert len(evaluation["episodes"]) == 2
     out = capsys.readouterr().out
     assert "maskable_ppo" in out and "random" in out
+
+
+def test_subproc_vec_env_workers_know_the_opsrl_ids():
+    from opsrl.experiment import make_vec_env
+    from opsrl.spec import EnvSpec
+
+    venv = make_vec_env(
+        EnvSpec(id="opsrl/LotSizing-v0", kwargs={"instance": "3x2"}),
+        n_envs=2,
+        seed=0,
+        vec_env="subproc",
+    )
+    try:
+        obs = venv.reset()
+        assert obs.shape[0] == 2
+        venv.step([venv.action_space.sample() for _ in range(2)])
+    finally:
+        venv.close()
