@@ -42,6 +42,7 @@ MODES = {
 def time_opsrl(mode: str, observation: str, seconds: float, seed: int = 0) -> float:
     """Decisions per second of opsrl's JobShopEnv with a random masked policy."""
     import numpy as np
+
     from opsrl.envs.job_shop.env import JobShopEnv
 
     env = JobShopEnv(instance=INSTANCE, observation=observation, **MODES[mode])

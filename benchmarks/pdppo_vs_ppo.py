@@ -29,53 +29,20 @@ import datetime
 import os
 import statistics
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import stable_baselines3
 import torch as th
 from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecMonitor
 from torch import nn
 
 from opsrl.agents.pdppo import PDPPO
 from opsrl.envs.lot_sizing.vec import LotSizingVecEnv
-from opsrl.machine import machine_note
+from opsrl.machine import PhaseTimer, Timing, machine_note
 
 INSTANCE = "25x15"
-PER = 100_000  # env steps the figures are scaled to
-
-
-class PhaseTimer(BaseCallback):
-    """Seconds spent collecting rollouts; the rest of ``learn`` is training."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.collection_s = 0.0
-        self._start = 0.0
-
-    def _on_rollout_start(self) -> None:
-        self._start = time.perf_counter()
-
-    def _on_rollout_end(self) -> None:
-        self.collection_s += time.perf_counter() - self._start
-
-    def _on_step(self) -> bool:
-        return True
-
-
-@dataclass
-class Timing:
-    """One measured ``learn``."""
-
-    steps: int
-    total_s: float
-    collection_s: float
-
-    def per(self, seconds: float) -> float:
-        return seconds * PER / self.steps
 
 
 def make_model(agent: str, args: argparse.Namespace, seed: int) -> BaseAlgorithm:

@@ -43,47 +43,22 @@ import stable_baselines3
 import torch as th
 from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
 
 from opsrl.agents.props import PROPS
-from opsrl.machine import machine_note
+from opsrl.machine import PhaseTimer, machine_note
+from opsrl.machine import Timing as BaseTiming
 
 ENV_ID = "Hopper-v5"
-PER = 100_000  # env steps the figures are scaled to
-
-
-class PhaseTimer(BaseCallback):
-    """Seconds spent collecting rollouts; the rest of ``learn`` is training."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.collection_s = 0.0
-        self._start = 0.0
-
-    def _on_rollout_start(self) -> None:
-        self._start = time.perf_counter()
-
-    def _on_rollout_end(self) -> None:
-        self.collection_s += time.perf_counter() - self._start
-
-    def _on_step(self) -> bool:
-        return True
 
 
 @dataclass
-class Timing:
-    """One measured ``learn``."""
+class Timing(BaseTiming):
+    """One measured ``learn``, with the time PROPS spends in behaviour updates."""
 
-    steps: int
-    total_s: float
-    collection_s: float
     behavior_s: float
     behavior_minibatches: float
-
-    def per(self, seconds: float) -> float:
-        return seconds * PER / self.steps
 
 
 def common_hyperparams(args: argparse.Namespace, seed: int) -> dict[str, Any]:
