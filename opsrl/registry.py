@@ -290,8 +290,8 @@ BASELINE_TABLE: tuple[BaselineEntry, ...] = (
     BaselineEntry(
         "cpsat_clairvoyant",
         "opsrl.baselines.job_shop:ClairvoyantCPSATPolicy",
-        "CP-SAT with the episode's downtime windows fixed, replayed (clairvoyant reference, "
-        "not a bound)",
+        "CP-SAT knowing the episode's downtime windows (the env's pause rules), replayed; "
+        "a clairvoyant reference whose bound is valid for that episode",
         env_ids=("opsrl/JobShop-v0",),
     ),
 )
