@@ -56,3 +56,22 @@ class BaselinePolicy:
     def episode_bound(self, env: gym.Env) -> float | None:
         """An upper bound on this episode's return, or None when the baseline has none."""
         return None
+
+
+def check_time_limit(time_limit: Any) -> float:
+    """A solver time limit: a positive, finite number of seconds (one-line ValueError if not)."""
+    if (
+        isinstance(time_limit, bool)
+        or not isinstance(time_limit, (int, float, np.integer, np.floating))
+        or not np.isfinite(time_limit)
+        or time_limit <= 0
+    ):
+        raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
+    return float(time_limit)
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    """A positive integer argument called ``name`` (one-line ValueError if not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)

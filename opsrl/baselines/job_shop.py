@@ -61,7 +61,7 @@ import gymnasium as gym
 import numpy as np
 from ortools.sat.python import cp_model
 
-from opsrl.baselines.base import BaselinePolicy, Solution
+from opsrl.baselines.base import BaselinePolicy, Solution, check_positive_int, check_time_limit
 from opsrl.envs.job_shop.data import JobShopInstance
 from opsrl.envs.job_shop.sim import JobShopSim
 
@@ -106,23 +106,6 @@ DowntimeWindows = Sequence[Sequence[tuple[int, int]]]
 # --------------------------------------------------------------------------------------------
 # Argument checks
 # --------------------------------------------------------------------------------------------
-
-
-def _check_time_limit(time_limit: Any) -> float:
-    if (
-        isinstance(time_limit, bool)
-        or not isinstance(time_limit, (int, float, np.integer, np.floating))
-        or not np.isfinite(time_limit)
-        or time_limit <= 0
-    ):
-        raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
-    return float(time_limit)
-
-
-def _check_workers(workers: Any) -> int:
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
-    return int(workers)
 
 
 def _check_mode(mode: Any) -> str:
@@ -512,8 +495,8 @@ def solve(
     if not isinstance(instance, JobShopInstance):
         raise ValueError(f"instance must be a JobShopInstance, got {type(instance).__name__}")
     mode = _check_mode(mode)
-    time_limit = _check_time_limit(time_limit)
-    workers = _check_workers(workers)
+    time_limit = check_time_limit(time_limit)
+    workers = check_positive_int("workers", workers)
     windows = _check_windows(downtime_windows, instance.n_machines)
     if downtime not in DOWNTIME_HANDLING:
         raise ValueError(
@@ -905,8 +888,8 @@ class CPSATPolicy(_JobShopPolicy):
         non_delay: bool = True,
     ) -> None:
         super().__init__(env, seed=seed)
-        self.time_limit = _check_time_limit(time_limit)
-        self.workers = _check_workers(workers)
+        self.time_limit = check_time_limit(time_limit)
+        self.workers = check_positive_int("workers", workers)
         if not isinstance(non_delay, bool | np.bool_):
             raise ValueError(f"non_delay must be True or False, got {non_delay!r}")
         self.non_delay = bool(non_delay)

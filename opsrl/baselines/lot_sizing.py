@@ -53,7 +53,7 @@ import gymnasium as gym
 import numpy as np
 from ortools.sat.python import cp_model
 
-from opsrl.baselines.base import BaselinePolicy, Solution
+from opsrl.baselines.base import BaselinePolicy, Solution, check_positive_int, check_time_limit
 from opsrl.envs.lot_sizing.data import LotSizingInstance
 from opsrl.envs.lot_sizing.sim import PlantArrays, decision_step, exogenous_step, plant_arrays
 
@@ -80,23 +80,6 @@ _CP_SAT_STATUS = {
 # --------------------------------------------------------------------------------------------
 # Argument checks
 # --------------------------------------------------------------------------------------------
-
-
-def _check_time_limit(time_limit: Any) -> float:
-    if (
-        isinstance(time_limit, bool)
-        or not isinstance(time_limit, (int, float, np.integer, np.floating))
-        or not np.isfinite(time_limit)
-        or time_limit <= 0
-    ):
-        raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
-    return float(time_limit)
-
-
-def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _check_solver(solver: Any) -> str:
@@ -472,8 +455,8 @@ def solve_perfect_information(
         ``solve_time`` (CP-SAT alone).
     """
     start = time.perf_counter()
-    time_limit = _check_time_limit(time_limit)
-    num_workers = _check_positive_int("num_workers", num_workers)
+    time_limit = check_time_limit(time_limit)
+    num_workers = check_positive_int("num_workers", num_workers)
     solver = _check_solver(solver)
     demand = np.asarray(demand_path)
     if (
@@ -712,8 +695,8 @@ class PerfectInformationPolicy(_LotSizingPolicy):
         num_workers: int = 1,
     ) -> None:
         super().__init__(env, seed=seed)
-        self.time_limit = _check_time_limit(time_limit)
-        self.num_workers = _check_positive_int("num_workers", num_workers)
+        self.time_limit = check_time_limit(time_limit)
+        self.num_workers = check_positive_int("num_workers", num_workers)
         self.solution: Solution | None = None
         self._solved_for: tuple[Any, ...] | None = None
 
@@ -821,9 +804,9 @@ class RollingHorizonMIPPolicy(_LotSizingPolicy):
         num_workers: int = 1,
     ) -> None:
         super().__init__(env, seed=seed)
-        self.lookahead = _check_positive_int("lookahead", lookahead)
-        self.time_limit = _check_time_limit(time_limit)
-        self.num_workers = _check_positive_int("num_workers", num_workers)
+        self.lookahead = check_positive_int("lookahead", lookahead)
+        self.time_limit = check_time_limit(time_limit)
+        self.num_workers = check_positive_int("num_workers", num_workers)
         self._costs = _ScaledCosts.of(self._instance)
         self._previous: tuple[int, np.ndarray] | None = None  # (period, plan from it)
 

@@ -38,7 +38,7 @@ import numpy as np
 from ortools.linear_solver import pywraplp
 from scipy.optimize import minimize
 
-from opsrl.baselines.base import BaselinePolicy, Solution
+from opsrl.baselines.base import BaselinePolicy, Solution, check_positive_int
 
 __all__ = [
     "BuyAndHoldPolicy",
@@ -62,12 +62,6 @@ _RETURN_SCALE = 100.0
 # --------------------------------------------------------------------------------------------
 # Argument checks
 # --------------------------------------------------------------------------------------------
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _non_negative(name: str, value: Any, upper: float = np.inf) -> float:
@@ -269,7 +263,7 @@ class _RebalancingPolicy(BaselinePolicy):
 
     def __init__(self, env: gym.Env, seed: int | None = None, rebalance_every: int = 1) -> None:
         super().__init__(env, seed)
-        self.rebalance_every = _positive_int("rebalance_every", rebalance_every)
+        self.rebalance_every = check_positive_int("rebalance_every", rebalance_every)
         self._env = _portfolio_env(env, type(self).__name__)
 
     def reset(self, env: gym.Env) -> None:
@@ -334,7 +328,9 @@ class MinVariancePolicy(_RebalancingPolicy):
     ) -> None:
         super().__init__(env, seed, rebalance_every)
         base = self._env
-        self.lookback = base.lookback if lookback is None else _positive_int("lookback", lookback)
+        self.lookback = (
+            base.lookback if lookback is None else check_positive_int("lookback", lookback)
+        )
         if self.lookback < 2:
             raise ValueError(f"lookback must be at least 2, got {self.lookback}")
 
@@ -374,7 +370,9 @@ class ESGLPPolicy(_RebalancingPolicy):
     ) -> None:
         super().__init__(env, seed, rebalance_every)
         base = self._env
-        self.lookback = base.lookback if lookback is None else _positive_int("lookback", lookback)
+        self.lookback = (
+            base.lookback if lookback is None else check_positive_int("lookback", lookback)
+        )
         self.risk_aversion = _non_negative("risk_aversion", risk_aversion)
         if not isinstance(esg_floor, (bool, np.bool_)):
             raise ValueError(f"esg_floor must be True or False, got {esg_floor!r}")
