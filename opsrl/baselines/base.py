@@ -75,3 +75,16 @@ def check_positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def require_env(
+    obj: Any, attributes: tuple[str, ...], who: str, family: str, env_name: str, prefix: str = ""
+) -> Any:
+    """Return ``obj`` (an env or its simulator) if it has every attribute a baseline reads.
+
+    Otherwise a one-line ValueError: ``"<who> needs <family> (<env id>); <env> has no '<attr>'"``.
+    """
+    for attribute in attributes:
+        if not hasattr(obj, attribute):
+            raise ValueError(f"{who} needs {family}; {env_name} has no '{prefix}{attribute}'")
+    return obj

@@ -61,7 +61,13 @@ import gymnasium as gym
 import numpy as np
 from ortools.sat.python import cp_model
 
-from opsrl.baselines.base import BaselinePolicy, Solution, check_positive_int, check_time_limit
+from opsrl.baselines.base import (
+    BaselinePolicy,
+    Solution,
+    check_positive_int,
+    check_time_limit,
+    require_env,
+)
 from opsrl.envs.job_shop.data import JobShopInstance
 from opsrl.envs.job_shop.sim import JobShopSim
 
@@ -576,14 +582,14 @@ def solve(
 
 def _job_shop_sim(env: gym.Env, who: str) -> Any:
     """The env's simulator (``env.unwrapped.sim``), checked to be a job shop simulator."""
-    sim = getattr(env.unwrapped, "sim", None)
-    for attribute in ("instance", "next_op", "job_ready_time", "candidate_mask", "blocking"):
-        if not hasattr(sim, attribute):
-            raise ValueError(
-                f"{who} needs a job shop env (opsrl/JobShop-v0); "
-                f"{type(env.unwrapped).__name__} has no sim.{attribute}"
-            )
-    return sim
+    return require_env(
+        getattr(env.unwrapped, "sim", None),
+        ("instance", "next_op", "job_ready_time", "candidate_mask", "blocking"),
+        who,
+        "a job shop env (opsrl/JobShop-v0)",
+        type(env.unwrapped).__name__,
+        prefix="sim.",
+    )
 
 
 def _candidates(sim: Any, action_masks: np.ndarray | None, who: str) -> np.ndarray:

@@ -53,7 +53,13 @@ import gymnasium as gym
 import numpy as np
 from ortools.sat.python import cp_model
 
-from opsrl.baselines.base import BaselinePolicy, Solution, check_positive_int, check_time_limit
+from opsrl.baselines.base import (
+    BaselinePolicy,
+    Solution,
+    check_positive_int,
+    check_time_limit,
+    require_env,
+)
 from opsrl.envs.lot_sizing.data import LotSizingInstance
 from opsrl.envs.lot_sizing.sim import PlantArrays, decision_step, exogenous_step, plant_arrays
 
@@ -90,14 +96,13 @@ def _check_solver(solver: Any) -> str:
 
 def _lot_sizing_env(env: gym.Env, who: str) -> Any:
     """The unwrapped env, checked to be a lot-sizing env (it has an instance and a demand)."""
-    base = env.unwrapped
-    for attribute in ("instance", "demand_path", "inventory", "setup", "t"):
-        if not hasattr(base, attribute):
-            raise ValueError(
-                f"{who} needs a lot-sizing env (opsrl/LotSizing-v0); "
-                f"{type(base).__name__} has no '{attribute}'"
-            )
-    return base
+    return require_env(
+        env.unwrapped,
+        ("instance", "demand_path", "inventory", "setup", "t"),
+        who,
+        "a lot-sizing env (opsrl/LotSizing-v0)",
+        type(env.unwrapped).__name__,
+    )
 
 
 # --------------------------------------------------------------------------------------------

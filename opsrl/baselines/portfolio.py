@@ -38,7 +38,7 @@ import numpy as np
 from ortools.linear_solver import pywraplp
 from scipy.optimize import minimize
 
-from opsrl.baselines.base import BaselinePolicy, Solution, check_positive_int
+from opsrl.baselines.base import BaselinePolicy, Solution, check_positive_int, require_env
 
 __all__ = [
     "BuyAndHoldPolicy",
@@ -78,14 +78,13 @@ def _non_negative(name: str, value: Any, upper: float = np.inf) -> float:
 
 def _portfolio_env(env: gym.Env, who: str) -> Any:
     """The unwrapped env, checked to be an ESG portfolio env."""
-    base = env.unwrapped
-    for attribute in ("return_history", "holdings", "esg_scores", "weights_to_action"):
-        if not hasattr(base, attribute):
-            raise ValueError(
-                f"{who} needs an ESG portfolio env (opsrl/ESGPortfolio-v0); "
-                f"{type(base).__name__} has no '{attribute}'"
-            )
-    return base
+    return require_env(
+        env.unwrapped,
+        ("return_history", "holdings", "esg_scores", "weights_to_action"),
+        who,
+        "an ESG portfolio env (opsrl/ESGPortfolio-v0)",
+        type(env.unwrapped).__name__,
+    )
 
 
 # --------------------------------------------------------------------------------------------
