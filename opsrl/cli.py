@@ -43,6 +43,11 @@ def _add_run_parser(subparsers: Any) -> None:
         "--env-kwargs", nargs="+", metavar="KEY:VALUE", help="env arguments, e.g. instance:25x15"
     )
     run.add_argument("--policy", help="SB3 policy (default MlpPolicy)")
+    run.add_argument(
+        "--normalize",
+        action="store_true",
+        help="VecNormalize observations and rewards in training (as rl-zoo's normalize: true)",
+    )
     run.add_argument("--n-envs", type=int, help="parallel env copies per learner")
     run.add_argument("--vec-env", choices=["auto", "dummy", "subproc", "batched"])
     run.add_argument("--device", help="torch device: auto, cpu, cuda")
@@ -138,10 +143,13 @@ def _spec_from_args(args: argparse.Namespace) -> tuple[Any, bool]:
             raise SpecError("one training needs --env ID and --agent NAME (or --baseline NAME)")
         agents = []
         if args.agent:
-            agent: dict[str, Any] = {
-                "name": args.agent,
-                "hyperparams": parse_key_values(args.hyperparams, "--hyperparams"),
-            }
+            hyperparams = parse_key_values(args.hyperparams, "--hyperparams")
+            agent: dict[str, Any] = {"name": args.agent, "hyperparams": hyperparams}
+            # rl-zoo spells it as a hyperparameter; here it is the agent's ``normalize``
+            if "normalize" in hyperparams:
+                agent["normalize"] = hyperparams.pop("normalize")
+            if args.normalize:
+                agent["normalize"] = True
             if args.policy:
                 agent["policy"] = args.policy
             agents.append(agent)
@@ -155,9 +163,9 @@ def _spec_from_args(args: argparse.Namespace) -> tuple[Any, bool]:
             "baselines": list(args.baseline or []),
         }
     else:
-        if args.hyperparams or args.env_kwargs or args.policy:
+        if args.hyperparams or args.env_kwargs or args.policy or args.normalize:
             raise SpecError(
-                "--hyperparams, --env-kwargs and --policy go with --env/--agent; "
+                "--hyperparams, --env-kwargs, --policy and --normalize go with --env/--agent; "
                 "in a spec file set them per agent/env"
             )
         path = Path(args.spec) if args.spec else default_spec_path()

@@ -40,9 +40,46 @@ class EpisodeResult:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "trace"}
 
 
+class ObservationNormalizedPolicy:
+    """A trained model that acts on observations normalized with ``VecNormalize`` statistics.
+
+    Wraps a model trained inside SB3's ``VecNormalize`` so that it can be evaluated on the plain
+    env: ``predict`` normalizes the observation with ``vec_normalize``'s running statistics
+    (read at call time, never updated) and passes everything else through, action masks
+    included. Rewards are not touched: evaluation returns stay the env's own.
+    """
+
+    def __init__(self, model: Any, vec_normalize: Any) -> None:
+        self.model, self.vec_normalize = model, vec_normalize
+
+    def predict(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = True,
+        **kwargs: Any,
+    ) -> tuple[np.ndarray, Any]:
+        """``model.predict`` on the normalized observation."""
+        return self.model.predict(
+            self.vec_normalize.normalize_obs(observation),
+            state=state,
+            episode_start=episode_start,
+            deterministic=deterministic,
+            **kwargs,
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        # attribute access (policy, device, ...) goes to the model; ``__dict__`` lookups for
+        # model and vec_normalize never reach here
+        return getattr(self.__dict__["model"], name)
+
+
 def _wants_masks(policy: Any, env: gym.Env) -> bool:
     if not hasattr(env.unwrapped, "action_masks"):
         return False
+    if isinstance(policy, ObservationNormalizedPolicy):
+        policy = policy.model
     try:
         return "action_masks" in inspect.signature(policy.predict).parameters
     except (TypeError, ValueError):  # pragma: no cover - builtins without signatures

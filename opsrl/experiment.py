@@ -34,11 +34,22 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
 from stable_baselines3.common.logger import configure as configure_logger
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor
+from stable_baselines3.common.vec_env import (
+    DummyVecEnv,
+    SubprocVecEnv,
+    VecEnv,
+    VecMonitor,
+    VecNormalize,
+)
 
 import opsrl
 from opsrl import registry, results
-from opsrl.evaluation import EpisodeResult, evaluate_policy_on_seeds, summarize_episodes
+from opsrl.evaluation import (
+    EpisodeResult,
+    ObservationNormalizedPolicy,
+    evaluate_policy_on_seeds,
+    summarize_episodes,
+)
 from opsrl.spec import (
     AgentSpec,
     BaselineSpec,
@@ -46,6 +57,7 @@ from opsrl.spec import (
     ExperimentSpec,
     Run,
     SpecError,
+    agent_timesteps,
     expand,
     load_spec,
     spec_from_dict,
@@ -69,6 +81,8 @@ __all__ = [
 CONFIG_FILE = "config.yaml"
 EVAL_FILE = "eval.json"
 MODEL_FILE = "model.zip"
+#: ``VecNormalize`` statistics of an agent trained with ``normalize`` (SB3's pickle format)
+VECNORMALIZE_FILE = "vecnormalize.pkl"
 RUN_RESULTS_FILE = "results.csv"
 #: the env's ``episode_trace()`` of the first final-evaluation episode (when the env has one)
 TRACE_FILE = "trace.csv"
@@ -226,6 +240,37 @@ def build_agent(agent: AgentSpec, venv: VecEnv, seed: int, device: str) -> BaseA
         ) from None
 
 
+def wrap_normalize(agent: AgentSpec, venv: VecEnv) -> VecEnv:
+    """``VecNormalize`` around the training envs when the agent asks for it.
+
+    The discount of the reward normalization defaults to the agent's ``gamma`` (as in
+    rl-baselines3-zoo), so that the normalized return matches the one the agent optimizes.
+    """
+    kwargs = agent.normalize_kwargs()
+    if kwargs is None:
+        return venv
+    if "gamma" not in kwargs:
+        agent_cls = registry.agent_class(agent.name)
+        gamma = agent.hyperparams.get("gamma", constructor_defaults(agent_cls).get("gamma"))
+        if isinstance(gamma, int | float):
+            kwargs["gamma"] = float(gamma)
+    try:
+        return VecNormalize(venv, **kwargs)
+    except (TypeError, ValueError) as error:
+        raise RunError(f"agent '{agent.label}': normalize {agent.normalize}: {error}") from None
+
+
+def load_normalization(run_dir: Path, env_spec: EnvSpec) -> VecNormalize | None:
+    """The saved ``VecNormalize`` statistics of a run (frozen), or None when it has none."""
+    path = run_dir / VECNORMALIZE_FILE
+    if not path.is_file():
+        return None
+    holder = DummyVecEnv([functools.partial(make_env, env_spec)])
+    stats = VecNormalize.load(str(path), holder)
+    stats.training = False
+    return stats
+
+
 def build_baseline(run: Run, env: gym.Env) -> Any:
     """Construct the registered baseline policy for ``env`` with the run's seed."""
     assert run.baseline is not None
@@ -253,9 +298,14 @@ def run_identity(run: Run, spec: ExperimentSpec) -> dict[str, Any]:
         "eval": spec_to_dict(spec.eval),
     }
     if run.agent is not None:
+        agent = spec_to_dict(run.agent)
+        # runs written before these agent fields existed keep their identity
+        for key, unset in (("normalize", False), ("timesteps", None)):
+            if key in agent and agent[key] is unset:
+                del agent[key]
         identity.update(
-            agent=spec_to_dict(run.agent),
-            timesteps=spec.timesteps,
+            agent=agent,
+            timesteps=agent_timesteps(run.agent, spec),
             n_envs=spec.n_envs,
             vec_env=spec.vec_env,
             device=spec.device,
@@ -318,9 +368,13 @@ class _ProgressCallback(BaseCallback):
 class _PeriodicEvalCallback(BaseCallback):
     """Evaluates on the experiment's fixed seeds every ``freq`` env steps."""
 
-    def __init__(self, env: gym.Env, seeds: list[int], freq: int, deterministic: bool) -> None:
+    def __init__(
+        self, env: gym.Env, seeds: list[int], freq: int, deterministic: bool, acting: Any = None
+    ) -> None:
         super().__init__()
         self.env, self.seeds, self.freq, self.deterministic = env, seeds, freq, deterministic
+        #: what acts in the evaluation (the model, or the model behind its normalization)
+        self.acting = acting
         self.curve: list[tuple[int, float]] = []
         self._next = freq
 
@@ -328,7 +382,10 @@ class _PeriodicEvalCallback(BaseCallback):
         if self.num_timesteps >= self._next:
             self._next += self.freq
             episodes = evaluate_policy_on_seeds(
-                self.model, self.env, self.seeds, self.deterministic
+                self.acting if self.acting is not None else self.model,
+                self.env,
+                self.seeds,
+                self.deterministic,
             )
             mean_return = float(np.mean([e.episode_return for e in episodes]))
             self.curve.append((self.num_timesteps, mean_return))
@@ -359,7 +416,13 @@ def _train(
     venv = make_vec_env(run.env, spec.n_envs, run.seed, vec_kind)
     eval_env = make_env(run.env.for_evaluation())
     try:
+        venv = wrap_normalize(run.agent, venv)
         model = build_agent(run.agent, venv, run.seed, spec.device)
+        # evaluation acts on the plain env, with the training normalization applied to the
+        # observations only (returns are the env's own)
+        acting = (
+            ObservationNormalizedPolicy(model, venv) if isinstance(venv, VecNormalize) else model
+        )
         agent_cls = type(model)
         resolved = {k: _plain(v) for k, v in constructor_defaults(agent_cls).items()}
         resolved.update(_plain(run.agent.hyperparams))
@@ -372,17 +435,20 @@ def _train(
         _write_atomic(workdir / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
         model.set_logger(configure_logger(str(workdir), ["csv", "tensorboard"]))
         seeds = _eval_seeds(spec)
-        callbacks: list[BaseCallback] = [_ProgressCallback(run.name, spec.timesteps, sink)]
+        timesteps = agent_timesteps(run.agent, spec)
+        callbacks: list[BaseCallback] = [_ProgressCallback(run.name, timesteps, sink)]
         periodic = None
         if spec.eval.freq > 0:
             periodic = _PeriodicEvalCallback(
-                eval_env, seeds, spec.eval.freq, spec.eval.deterministic
+                eval_env, seeds, spec.eval.freq, spec.eval.deterministic, acting
             )
             callbacks.append(periodic)
-        model.learn(total_timesteps=spec.timesteps, callback=callbacks)
+        model.learn(total_timesteps=timesteps, callback=callbacks)
         model.save(workdir / MODEL_FILE)
+        if isinstance(venv, VecNormalize):
+            venv.save(str(workdir / VECNORMALIZE_FILE))
         episodes = evaluate_policy_on_seeds(
-            model, eval_env, seeds, spec.eval.deterministic, capture_trace=True
+            acting, eval_env, seeds, spec.eval.deterministic, capture_trace=True
         )
         rows = [
             {"step": step, "metric": "train/ep_rew_mean", "value": float(value)}
@@ -708,6 +774,9 @@ def evaluate_run_dir(
                 raise RunError(f"{run_dir} has no {MODEL_FILE}")
             agent_cls = registry.agent_class(identity["agent"]["name"])
             policy = agent_cls.load(model_path, device="auto")
+            stats = load_normalization(run_dir, env_spec)
+            if stats is not None:
+                policy = ObservationNormalizedPolicy(policy, stats)
         else:
             run = Run(
                 identity["experiment"],

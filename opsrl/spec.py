@@ -59,10 +59,38 @@ class AgentSpec:
     hyperparams: dict[str, Any] = field(default_factory=dict)
     #: name in run directories and tables (default: ``name``)
     label: str | None = None
+    #: SB3 ``VecNormalize`` around the training envs, as rl-baselines3-zoo's ``normalize``:
+    #: ``true`` (observations and rewards), or its keyword arguments (``norm_obs``,
+    #: ``norm_reward``, ``clip_obs``, ``clip_reward``, ``gamma``, ``epsilon``). The statistics
+    #: are saved with the run (``vecnormalize.pkl``) and evaluation normalizes observations
+    #: with them; evaluation returns are always the env's own rewards.
+    normalize: bool | dict[str, Any] = False
+    #: training env steps of this agent (default: the experiment's ``timesteps``), as
+    #: rl-baselines3-zoo's per-algorithm ``n_timesteps``: off-policy agents cost far more per step
+    timesteps: int | None = None
 
     def __post_init__(self) -> None:
         if self.label is None:
             self.label = self.name
+        if self.timesteps is not None and self.timesteps < 1:
+            raise SpecError(f"agent {self.name}: 'timesteps' must be >= 1, got {self.timesteps}")
+        if isinstance(self.normalize, dict):
+            unknown = sorted(set(self.normalize) - set(NORMALIZE_KEYS))
+            if unknown:
+                raise SpecError(
+                    f"agent {self.name}: unknown 'normalize' key {unknown[0]!r}; expected one "
+                    f"of: {', '.join(NORMALIZE_KEYS)}"
+                )
+
+    def normalize_kwargs(self) -> dict[str, Any] | None:
+        """``VecNormalize`` keyword arguments, or None when the agent trains unnormalized."""
+        if self.normalize is False:
+            return None
+        return {} if self.normalize is True else dict(self.normalize)
+
+
+#: the ``VecNormalize`` arguments an agent's ``normalize`` mapping may set
+NORMALIZE_KEYS = ("norm_obs", "norm_reward", "clip_obs", "clip_reward", "gamma", "epsilon")
 
 
 @dataclass
@@ -163,6 +191,11 @@ class ExperimentSpec:
                     f"experiment spec: {kind} label {duplicates[0]!r} is used twice; "
                     "give one of them a distinct 'label'"
                 )
+
+
+def agent_timesteps(agent: AgentSpec, spec: ExperimentSpec) -> int:
+    """Training env steps of ``agent`` in ``spec``: its own ``timesteps`` or the experiment's."""
+    return agent.timesteps if agent.timesteps is not None else spec.timesteps
 
 
 @dataclass(frozen=True)

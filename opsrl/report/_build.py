@@ -108,11 +108,15 @@ class _Builder:
         total, done = len(experiment.runs), len(experiment.finished)
         bullets = [f"runs: {done} of {total} finished"]
         if spec is not None:
+            agents = ", ".join(
+                a.label + ("" if a.timesteps is None else f" ({a.timesteps:,} steps)")
+                for a in spec.agents
+            )
             bullets += [
                 "envs: " + ", ".join(f"{e.label} (`{e.id}`)" for e in spec.envs),
                 "agents: "
-                + (", ".join(a.label for a in spec.agents) or "none")
-                + f"; {spec.timesteps:,} training env steps each, seeds "
+                + (agents or "none")
+                + f"; {spec.timesteps:,} training env steps each unless noted, seeds "
                 + ", ".join(str(s) for s in spec.seeds),
                 "baselines: " + (", ".join(b.label for b in spec.baselines) or "none"),
                 f"evaluation: {spec.eval.episodes} episodes on seeds {spec.eval.seed}.."
