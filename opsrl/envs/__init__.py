@@ -46,6 +46,13 @@ ENV_TABLE: tuple[EnvEntry, ...] = (
         description="Job shop dispatching: classic, blocking with/without swaps, random machine "
         "shutdowns (ISBJSSP by default); graph or flat observations, masked actions",
     ),
+    # The day ends by itself (no decision after 18:00); decisions per day vary, so no TimeLimit.
+    EnvEntry(
+        id="opsrl/UAMFleet-v0",
+        entry_point="opsrl.envs.uam.env:UAMFleetEnv",
+        description="Urban air mobility: eVTOL fleet scheduling between vertiports over a day "
+        "(time-varying demand, delays, closures, downtime); graph or flat observations, masked",
+    ),
 )
 
 
