@@ -46,6 +46,13 @@ ENV_TABLE: tuple[EnvEntry, ...] = (
         description="Job shop dispatching: classic, blocking with/without swaps, random machine "
         "shutdowns (ISBJSSP by default); graph or flat observations, masked actions",
     ),
+    # The env truncates itself after episode_minutes (an env argument), so no TimeLimit.
+    EnvEntry(
+        id="opsrl/RideSharing-v0",
+        entry_point="opsrl.envs.ride_sharing.env:RideSharingEnv",
+        description="Ride-sharing order dispatch with pooling, platform view of the PettingZoo "
+        "env (synthetic city or Manhattan zones + NYC TLC trips); Hungarian matching of scores",
+    ),
     # The day ends by itself (no decision after 18:00); decisions per day vary, so no TimeLimit.
     EnvEntry(
         id="opsrl/UAMFleet-v0",
