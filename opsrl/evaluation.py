@@ -75,15 +75,64 @@ class ObservationNormalizedPolicy:
         return getattr(self.__dict__["model"], name)
 
 
+class PerAgentPolicy:
+    """A shared per-agent policy acting on a multi-agent env's single-agent view.
+
+    A model trained on a per-agent VecEnv (one slot per agent, parameter sharing) sees one
+    agent's observation and returns one agent's action. The registered single-agent view
+    concatenates the agents' observations (and action masks) and expects their actions
+    concatenated, agent 0 first; this adapter splits, predicts for all agents in one batch
+    and joins.
+    """
+
+    def __init__(
+        self, model: Any, agent_observation_space: gym.Space, agent_action_space: gym.Space
+    ) -> None:
+        self.model = model
+        self.agent_obs_size = int(np.prod(agent_observation_space.shape))
+        self.agent_action_space = agent_action_space
+
+    def predict(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = True,
+        action_masks: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, Any]:
+        """Predict every agent's action from the view's concatenated observation."""
+        flat = np.asarray(observation)
+        if flat.size % self.agent_obs_size:
+            raise ValueError(
+                f"observation of size {flat.size} is not a whole number of agent observations "
+                f"of size {self.agent_obs_size}"
+            )
+        observations = flat.reshape(-1, self.agent_obs_size)
+        kwargs: dict[str, Any] = {}
+        if action_masks is not None and "action_masks" in _predict_parameters(self.model):
+            kwargs["action_masks"] = np.asarray(action_masks).reshape(len(observations), -1)
+        actions, state = self.model.predict(
+            observations, state=state, deterministic=deterministic, **kwargs
+        )
+        return np.asarray(actions).reshape(-1), state
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["model"], name)
+
+
+def _predict_parameters(policy: Any) -> set[str]:
+    try:
+        return set(inspect.signature(policy.predict).parameters)
+    except (TypeError, ValueError):  # pragma: no cover - builtins without signatures
+        return set()
+
+
 def _wants_masks(policy: Any, env: gym.Env) -> bool:
     if not hasattr(env.unwrapped, "action_masks"):
         return False
-    if isinstance(policy, ObservationNormalizedPolicy):
+    while isinstance(policy, ObservationNormalizedPolicy | PerAgentPolicy):
         policy = policy.model
-    try:
-        return "action_masks" in inspect.signature(policy.predict).parameters
-    except (TypeError, ValueError):  # pragma: no cover - builtins without signatures
-        return False
+    return "action_masks" in _predict_parameters(policy)
 
 
 def _scalar_kpis(kpi: Any) -> dict[str, float]:

@@ -47,6 +47,7 @@ from opsrl import registry, results
 from opsrl.evaluation import (
     EpisodeResult,
     ObservationNormalizedPolicy,
+    PerAgentPolicy,
     evaluate_policy_on_seeds,
     summarize_episodes,
 )
@@ -127,6 +128,22 @@ def _make_registered_env(env_id: str, **kwargs: Any) -> gym.Env:
     """``gym.make`` for SubprocVecEnv workers: unpickling this function imports this module,
     hence opsrl, which registers the opsrl/ ids in the worker."""
     return gym.make(env_id, **kwargs)
+
+
+def make_agents_vec_env(env_spec: EnvSpec, n_copies: int, seed: int) -> VecEnv:
+    """``n_copies`` copies of a multi-agent env as one VecEnv with a slot per agent."""
+    entry = registry.env_entry(env_spec.id)
+    if entry is None or entry.agents_entry_point is None:
+        raise RunError(
+            f"env {env_spec.id} is not a multi-agent env (no per-agent VecEnv); per-agent "
+            "agents (shared_ppo, ospo, grpo) need one"
+        )
+    agents_cls = registry.load_object(entry.agents_entry_point)
+    try:
+        venv = agents_cls(n_copies, seed=seed, **env_spec.kwargs)
+    except (TypeError, ValueError) as error:
+        raise RunError(f"env {env_spec.id} {env_spec.kwargs}: {error}") from None
+    return VecMonitor(venv)
 
 
 def make_vec_env(env_spec: EnvSpec, n_envs: int, seed: int, vec_env: str = "auto") -> VecEnv:
@@ -412,17 +429,24 @@ def _train(
     run: Run, spec: ExperimentSpec, workdir: Path, sink: ProgressSink | None, config: dict[str, Any]
 ) -> tuple[list[EpisodeResult], list[dict[str, Any]]]:
     assert run.agent is not None
-    vec_kind = resolve_vec_env(run.env, spec.vec_env)
-    venv = make_vec_env(run.env, spec.n_envs, run.seed, vec_kind)
+    per_agent = registry.agent_entry(run.agent.name).per_agent
+    if per_agent:
+        vec_kind = "agents"
+        venv = make_agents_vec_env(run.env, spec.n_envs, run.seed)
+    else:
+        vec_kind = resolve_vec_env(run.env, spec.vec_env)
+        venv = make_vec_env(run.env, spec.n_envs, run.seed, vec_kind)
     eval_env = make_env(run.env.for_evaluation())
     try:
         venv = wrap_normalize(run.agent, venv)
         model = build_agent(run.agent, venv, run.seed, spec.device)
         # evaluation acts on the plain env, with the training normalization applied to the
-        # observations only (returns are the env's own)
-        acting = (
+        # observations only (returns are the env's own), agent by agent for per-agent models
+        acting: Any = (
             ObservationNormalizedPolicy(model, venv) if isinstance(venv, VecNormalize) else model
         )
+        if per_agent:
+            acting = PerAgentPolicy(acting, model.observation_space, model.action_space)
         agent_cls = type(model)
         resolved = {k: _plain(v) for k, v in constructor_defaults(agent_cls).items()}
         resolved.update(_plain(run.agent.hyperparams))
@@ -777,6 +801,8 @@ def evaluate_run_dir(
             stats = load_normalization(run_dir, env_spec)
             if stats is not None:
                 policy = ObservationNormalizedPolicy(policy, stats)
+            if registry.agent_entry(identity["agent"]["name"]).per_agent:
+                policy = PerAgentPolicy(policy, policy.observation_space, policy.action_space)
         else:
             run = Run(
                 identity["experiment"],

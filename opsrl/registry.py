@@ -77,11 +77,22 @@ class AgentEntry:
     #: policy used when a spec names none (``MultiInputPolicy`` replaces ``MlpPolicy`` for
     #: Dict observations)
     default_policy: str = "MlpPolicy"
+    #: trains on the env's per-agent VecEnv (one slot per agent, one shared policy) and acts
+    #: on the registered single-agent view agent by agent (:class:`opsrl.evaluation.PerAgentPolicy`)
+    per_agent: bool = False
 
 
 AGENT_TABLE: tuple[AgentEntry, ...] = (
     AgentEntry("ppo", "stable_baselines3:PPO", "Proximal Policy Optimization", "SB3"),
     AgentEntry("a2c", "stable_baselines3:A2C", "Advantage Actor-Critic", "SB3"),
+    AgentEntry(
+        "shared_ppo",
+        "stable_baselines3:PPO",
+        "PPO with parameter sharing: one policy for every agent of a multi-agent env "
+        "(trained on its per-agent VecEnv)",
+        "SB3",
+        per_agent=True,
+    ),
     AgentEntry("dqn", "stable_baselines3:DQN", "Deep Q-Network (Discrete actions)", "SB3"),
     AgentEntry("sac", "stable_baselines3:SAC", "Soft Actor-Critic (Box actions)", "SB3"),
     AgentEntry("td3", "stable_baselines3:TD3", "Twin Delayed DDPG (Box actions)", "SB3"),

@@ -20,6 +20,10 @@ class EnvEntry:
     description: str
     #: ``module:Class`` of a batched VecEnv taking ``(num_envs, seed=None, **env_kwargs)``.
     batched_entry_point: str | None = None
+    #: multi-agent envs: ``module:Class`` of a VecEnv with one slot per agent (one shared
+    #: policy), taking ``(n_copies, seed=None, **env_kwargs)``; the registered id is the
+    #: single-agent view whose observation and action are the agents' concatenated
+    agents_entry_point: str | None = None
     max_episode_steps: int | None = None
 
 
@@ -50,6 +54,7 @@ ENV_TABLE: tuple[EnvEntry, ...] = (
     EnvEntry(
         id="opsrl/RideSharing-v0",
         entry_point="opsrl.envs.ride_sharing.env:RideSharingEnv",
+        agents_entry_point="opsrl.envs.ride_sharing.vec:RideSharingAgentVecEnv",
         description="Ride-sharing order dispatch with pooling, platform view of the PettingZoo "
         "env (synthetic city or Manhattan zones + NYC TLC trips); Hungarian matching of scores",
     ),
