@@ -5,8 +5,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from opsrl.experiment import build_agent, make_vec_env
-from opsrl.registry import AGENT_TABLE, agent_class
+from opsrl.experiment import build_agent, make_agents_vec_env, make_vec_env
+from opsrl.registry import AGENT_TABLE, agent_class, agent_entry
 from opsrl.spec import AgentSpec, EnvSpec
 
 #: a small env whose action space each agent supports
@@ -28,6 +28,7 @@ ENV_FOR = {
     "sac": "Pendulum-v1",
     "td3": "Pendulum-v1",
     "tqc": "Pendulum-v1",
+    "shared_ppo": "opsrl/RideSharing-v0",
 }
 SMALL = {
     "ppo": {"n_steps": 32, "batch_size": 32},
@@ -47,11 +48,15 @@ SMALL = {
     "sac": {"learning_starts": 16},
     "td3": {"learning_starts": 16},
     "tqc": {"learning_starts": 16},
+    "shared_ppo": {"n_steps": 8, "batch_size": 32},
 }
 
 
 #: env kwargs where the default (lot sizing's "3x2" instance for opsrl envs) does not fit
-ENV_KWARGS = {"gnn_ppo": {"instance": {"jobs": 3, "machines": 3}}}
+ENV_KWARGS = {
+    "gnn_ppo": {"instance": {"jobs": 3, "machines": 3}},
+    "shared_ppo": {"num_vehicles": 4, "num_candidates": 2, "episode_minutes": 5},
+}
 
 
 def test_every_agent_has_a_test_env():
@@ -62,15 +67,23 @@ def test_every_agent_has_a_test_env():
 def test_train_save_load_round_trip(name, tmp_path):
     default_kwargs = {"instance": "3x2"} if ENV_FOR[name].startswith("opsrl") else {}
     env_spec = EnvSpec(ENV_FOR[name], ENV_KWARGS.get(name, default_kwargs))
-    # the batched lot-sizing env and SB3's DummyVecEnv, by turns
-    venv = make_vec_env(env_spec, n_envs=2, seed=0, vec_env="dummy" if name == "a2c" else "auto")
+    if agent_entry(name).per_agent:  # one slot per agent of a multi-agent env
+        venv = make_agents_vec_env(env_spec, n_copies=2, seed=0)
+    else:  # the batched lot-sizing env and SB3's DummyVecEnv, by turns
+        kind = "dummy" if name == "a2c" else "auto"
+        venv = make_vec_env(env_spec, n_envs=2, seed=0, vec_env=kind)
     model = build_agent(AgentSpec(name, hyperparams=SMALL[name]), venv, seed=0, device="cpu")
     model.learn(64)
     model.save(tmp_path / "model.zip")
     loaded = agent_class(name).load(tmp_path / "model.zip", device="cpu")
-    env = gym.make(env_spec.id, **env_spec.kwargs)
-    obs, _ = env.reset(seed=1)
-    samples = [obs] + [env.observation_space.sample() for _ in range(4)]
+    if agent_entry(name).per_agent:
+        obs = venv.reset()[0]
+        space = venv.observation_space
+    else:
+        env = gym.make(env_spec.id, **env_spec.kwargs)
+        obs, _ = env.reset(seed=1)
+        space = env.observation_space
+    samples = [obs] + [space.sample() for _ in range(4)]
     if isinstance(obs, dict):
         observations = {key: np.stack([sample[key] for sample in samples]) for key in obs}
     else:
