@@ -52,9 +52,30 @@ def env_entry(env_id: str) -> EnvEntry | None:
     return next((entry for entry in ENV_TABLE if entry.id == env_id), None)
 
 
+#: packages whose import registers more env ids (MO-Gymnasium: the ``mo`` extra)
+ENV_ID_PROVIDERS = ("mo_gymnasium",)
+
+
+def ensure_env_registered(env_id: str) -> bool:
+    """Whether Gymnasium knows ``env_id``, importing the packages that register ids
+    (:data:`ENV_ID_PROVIDERS`, or the ``module`` of ``module:EnvId``) until it does."""
+    module, _, name = env_id.rpartition(":")
+    if name in gym.registry:
+        return True
+    for package in (module,) if module else ENV_ID_PROVIDERS:
+        try:
+            importlib.import_module(package)
+        except ImportError:
+            continue
+        if name in gym.registry:
+            return True
+    return False
+
+
 def check_env_id(env_id: str) -> str:
-    """Return ``env_id`` if Gymnasium knows it (opsrl ids or any other registered id)."""
-    if env_id in gym.registry:
+    """Return ``env_id`` if Gymnasium knows it (opsrl ids, MO-Gymnasium ids with the ``mo``
+    extra, ``module:EnvId``, any other registered id)."""
+    if ensure_env_registered(env_id):
         return env_id
     raise _unknown("env id", env_id, env_ids())
 

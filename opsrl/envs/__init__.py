@@ -24,6 +24,9 @@ class EnvEntry:
     #: policy), taking ``(n_copies, seed=None, **env_kwargs)``; the registered id is the
     #: single-agent view whose observation and action are the agents' concatenated
     agents_entry_point: str | None = None
+    #: skip Gymnasium's passive checker in ``gym.make``: it expects a scalar reward
+    #: (multi-objective envs; ``mo_gymnasium.make`` disables it the same way)
+    disable_env_checker: bool = False
     max_episode_steps: int | None = None
 
 
@@ -65,6 +68,32 @@ ENV_TABLE: tuple[EnvEntry, ...] = (
         description="Urban air mobility: eVTOL fleet scheduling between vertiports over a day "
         "(time-varying demand, delays, closures, downtime); graph or flat observations, masked",
     ),
+    # Multi-objective variants (MO-Gymnasium API: float32 reward vector, reward_space); they end
+    # as their single-objective envs do.
+    EnvEntry(
+        id="opsrl/mo-lot-sizing-v0",
+        entry_point="opsrl.envs.mo:MOLotSizingEnv",
+        description="Lot sizing, 2 objectives: -(setup + holding cost), -lost-sales cost",
+        disable_env_checker=True,
+    ),
+    EnvEntry(
+        id="opsrl/mo-esg-portfolio-v0",
+        entry_point="opsrl.envs.mo:MOESGPortfolioEnv",
+        description="ESG portfolio, 2 objectives: log return, ESG score / market mean",
+        disable_env_checker=True,
+    ),
+    EnvEntry(
+        id="opsrl/mo-job-shop-v0",
+        entry_point="opsrl.envs.mo:MOJobShopEnv",
+        description="Job shop dispatching, 2 objectives: -makespan, -blocked machine time",
+        disable_env_checker=True,
+    ),
+    EnvEntry(
+        id="opsrl/mo-uam-fleet-v0",
+        entry_point="opsrl.envs.mo:MOUAMFleetEnv",
+        description="UAM fleet scheduling, 2 objectives: profit, -unserved demand share",
+        disable_env_checker=True,
+    ),
 )
 
 
@@ -76,6 +105,7 @@ def _register_all() -> None:
             id=entry.id,
             entry_point=entry.entry_point,
             max_episode_steps=entry.max_episode_steps,
+            disable_env_checker=entry.disable_env_checker,
         )
 
 
