@@ -326,6 +326,27 @@ BASELINE_TABLE: tuple[BaselineEntry, ...] = (
         "a clairvoyant reference whose bound is valid for that episode",
         env_ids=("opsrl/JobShop-v0",),
     ),
+    BaselineEntry(
+        "random_dispatch",
+        "opsrl.baselines.ride_sharing:RandomDispatchPolicy",
+        "Uniformly random scores in [-1, 1] (an untrained agent); the platform's matching "
+        "resolves them",
+        env_ids=("opsrl/RideSharing-v0",),
+        stochastic=True,
+    ),
+    BaselineEntry(
+        "greedy_nearest",
+        "opsrl.baselines.ride_sharing:GreedyNearestPolicy",
+        "First come, first served: each pending order to its nearest free vehicle offering it",
+        env_ids=("opsrl/RideSharing-v0",),
+    ),
+    BaselineEntry(
+        "min_cost_flow",
+        "opsrl.baselines.ride_sharing:MinCostFlowPolicy",
+        "OR-Tools min-cost flow each minute over the candidate slots: most matches, then "
+        "least pickup and added time net of distance",
+        env_ids=("opsrl/RideSharing-v0",),
+    ),
 )
 
 

@@ -26,7 +26,8 @@ class RandomPolicy(BaselinePolicy):
         action_masks: np.ndarray | None = None,
     ) -> tuple[np.ndarray, Any]:
         space = self.action_space
-        if action_masks is None:
+        # a mask cannot restrict a continuous action (Box envs ignore their masked entries)
+        if action_masks is None or isinstance(space, spaces.Box):
             if isinstance(space, spaces.Box):
                 return self.rng.uniform(space.low, space.high).astype(space.dtype), state
             if isinstance(space, spaces.Discrete):
