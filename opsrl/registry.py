@@ -101,6 +101,9 @@ class AgentEntry:
     #: trains on the env's per-agent VecEnv (one slot per agent, one shared policy) and acts
     #: on the registered single-agent view agent by agent (:class:`opsrl.evaluation.PerAgentPolicy`)
     per_agent: bool = False
+    #: ``learn`` yields a Pareto set of policies on a multi-objective env (C-MORL): the runner
+    #: builds it from the env id and scores its front (hypervolume, expected utility, sparsity)
+    multi_policy: bool = False
 
 
 AGENT_TABLE: tuple[AgentEntry, ...] = (
@@ -169,6 +172,22 @@ AGENT_TABLE: tuple[AgentEntry, ...] = (
         "opsrl.agents.mdpo:OffPolicyMDPO",
         "Off-policy MDPO: SAC-like actor with a KL to a periodically copied old policy (Box)",
         "opsrl",
+    ),
+    AgentEntry(
+        "cmorl",
+        "opsrl.agents.cmorl:CMORL",
+        "C-MORL: Pareto set of multi-objective PPO policies, crowding selection, "
+        "IPO-constrained extension (opsrl/mo-* and MO-Gymnasium envs)",
+        "opsrl",
+        multi_policy=True,
+    ),
+    AgentEntry(
+        "ppo_grid",
+        "opsrl.agents.cmorl:LinearScalarizationGrid",
+        "Linear-scalarisation PPO grid: one multi-objective PPO per preference on a simplex "
+        "grid, the whole budget split among them (C-MORL's stage 1 alone)",
+        "opsrl",
+        multi_policy=True,
     ),
     AgentEntry(
         "gnn_ppo",

@@ -166,7 +166,7 @@ def summarize(
             "iqm_ci_high": high,
         }
         for column in group.columns:
-            if column.startswith("kpi/") or column in ("bound", "wall_time_s"):
+            if column.startswith(("kpi/", "mo/")) or column in ("bound", "wall_time_s"):
                 row[column] = float(group[column].mean())
         if kind == "agent":
             runs = table[table["run"].isin(group["run"])]

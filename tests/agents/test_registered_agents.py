@@ -60,7 +60,10 @@ ENV_KWARGS = {
 
 
 def test_every_agent_has_a_test_env():
-    assert {entry.name for entry in AGENT_TABLE} == set(ENV_FOR)
+    # multi-policy agents (a Pareto set from an env id) have their own runner test:
+    # tests/test_multi_policy_runs.py
+    single = {entry.name for entry in AGENT_TABLE if not entry.multi_policy}
+    assert single == set(ENV_FOR)
 
 
 @pytest.mark.parametrize("name", sorted(ENV_FOR))
