@@ -53,7 +53,16 @@ def _add_run_parser(subparsers: Any) -> None:
     run.add_argument("--device", help="torch device: auto, cpu, cuda")
     run.add_argument("--eval-episodes", type=int, help="evaluation episodes")
     run.add_argument("--eval-freq", type=int, help="evaluate every N env steps (0: at the end)")
-    run.add_argument("--workers", type=int, help="runs executed at once (local process pool)")
+    run.add_argument("--workers", type=int, help="runs executed at once")
+    run.add_argument(
+        "--backend", choices=["local", "ray"], help="local process pool (default) or Ray Tune"
+    )
+    run.add_argument("--address", help="ray backend: cluster address (auto: the running one)")
+    run.add_argument("--cpus-per-run", type=float, help="ray backend: CPUs per run")
+    run.add_argument("--gpus-per-run", type=float, help="ray backend: GPUs per run")
+    run.add_argument(
+        "--max-retries", type=int, help="ray backend: restarts of a run whose worker died"
+    )
     run.add_argument("--name", help="experiment name (directory under --output)")
     run.add_argument("--output", help="parent directory of experiments (default runs)")
     run.add_argument(
@@ -182,8 +191,18 @@ def _spec_from_args(args: argparse.Namespace) -> tuple[Any, bool]:
         "device": args.device,
         "workers": args.workers,
         "output_dir": args.output,
+        "backend": args.backend,
     }
     data.update({k: v for k, v in overrides.items() if v is not None})
+    ray_options = {
+        "address": args.address,
+        "cpus_per_run": args.cpus_per_run,
+        "gpus_per_run": args.gpus_per_run,
+        "max_retries": args.max_retries,
+    }
+    ray_options = {k: v for k, v in ray_options.items() if v is not None}
+    if ray_options:
+        data["ray"] = {**(data.get("ray") or {}), **ray_options}
     evaluation = dict(data.get("eval") or {})
     if args.eval_episodes is not None:
         evaluation["episodes"] = args.eval_episodes

@@ -126,7 +126,9 @@ def resolve_vec_env(env_spec: EnvSpec, vec_env: str) -> str:
 
 def _make_registered_env(env_id: str, **kwargs: Any) -> gym.Env:
     """``gym.make`` for SubprocVecEnv workers: unpickling this function imports this module,
-    hence opsrl, which registers the opsrl/ ids in the worker."""
+    hence opsrl, which registers the opsrl/ ids in the worker (and other providers' ids on
+    demand)."""
+    registry.ensure_env_registered(env_id)
     return gym.make(env_id, **kwargs)
 
 
@@ -207,15 +209,23 @@ _EXPERIMENT_LEVEL = ("seed", "device", "verbose", "tensorboard_log")
 
 
 def constructor_defaults(agent_cls: type) -> dict[str, Any]:
-    """Hyperparameters an algorithm's constructor takes, with their defaults."""
-    parameters = inspect.signature(agent_cls.__init__).parameters
-    return {
-        name: p.default
-        for name, p in parameters.items()
-        if name not in ("self", "policy", "env", *_EXPERIMENT_LEVEL)
-        and not name.startswith("_")
-        and p.kind is p.POSITIONAL_OR_KEYWORD
-    }
+    """Hyperparameters an algorithm's constructor takes, with their defaults (a constructor
+    that passes ``**kwargs`` on also takes its parent's)."""
+    defaults: dict[str, Any] = {}
+    for cls in agent_cls.__mro__:
+        if "__init__" not in vars(cls):
+            continue
+        parameters = inspect.signature(cls.__init__).parameters
+        for name, p in parameters.items():
+            if (
+                name not in ("self", "policy", "env", *_EXPERIMENT_LEVEL)
+                and not name.startswith("_")
+                and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            ):
+                defaults.setdefault(name, p.default)
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+            break
+    return defaults
 
 
 def check_hyperparams(agent: AgentSpec) -> None:
@@ -425,6 +435,107 @@ def _eval_seeds(spec: ExperimentSpec) -> list[int]:
     return [spec.eval.seed + k for k in range(spec.eval.episodes)]
 
 
+#: a multi-policy run's Pareto set (its ``save()`` directory) and its evaluated front
+PARETO_DIR = "pareto"
+PARETO_FILE = "pareto.csv"
+PARETO_PLOT = "pareto.png"
+
+
+def evaluate_vector_returns(policy: Any, env: gym.Env, seeds: list[int]) -> np.ndarray:
+    """Mean undiscounted vector return of ``policy`` on a multi-objective env over ``seeds``."""
+    totals = []
+    for seed in seeds:
+        obs, _ = env.reset(seed=int(seed))
+        total, done = None, False
+        while not done:
+            action, _ = policy.predict(obs, deterministic=True)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            vector = np.asarray(reward, dtype=np.float64).reshape(-1)
+            total = vector if total is None else total + vector
+            done = terminated or truncated
+        totals.append(total)
+    return np.mean(totals, axis=0)
+
+
+def _train_multi_policy(
+    run: Run, spec: ExperimentSpec, workdir: Path, config: dict[str, Any]
+) -> tuple[list[EpisodeResult], list[dict[str, Any]], dict[str, Any]]:
+    """Train an agent whose result is a Pareto set of policies (C-MORL, a PPO grid), evaluate
+    every policy of the set on the experiment's seeds, and score the front: hypervolume
+    (against the env's documented reference point), expected utility and sparsity."""
+    from opsrl.mo import (
+        equally_spaced_weights,
+        expected_utility,
+        hypervolume,
+        plot_pareto_front,
+        reference_point,
+        sparsity,
+    )
+
+    assert run.agent is not None
+    agent_cls = registry.agent_class(run.agent.name)
+    timesteps = agent_timesteps(run.agent, spec)
+    hyperparams = _resolve_hyperparams(run.agent.hyperparams)
+    try:
+        model = agent_cls(
+            run.env.id,
+            env_kwargs=run.env.kwargs,
+            total_timesteps=timesteps,
+            seed=run.seed,
+            device=spec.device,
+            **hyperparams,
+        )
+    except (TypeError, ValueError) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        raise RunError(f"agent '{run.agent.label}' on {run.env.id}: {message}") from None
+    config["resolved"] = {
+        "algorithm": f"{agent_cls.__module__}.{agent_cls.__name__}",
+        "hyperparams": {k: _plain(v) for k, v in run.agent.hyperparams.items()},
+        "device": spec.device,
+    }
+    _write_atomic(workdir / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
+    model.learn(total_timesteps=timesteps)
+    model.save(workdir / PARETO_DIR)
+    env = make_env(run.env.for_evaluation())
+    seeds = _eval_seeds(spec)
+    try:
+        solutions = model.pareto_set()
+        values = np.array([evaluate_vector_returns(s.policy, env, seeds) for s in solutions])
+        reference = reference_point(env)
+    finally:
+        env.close()
+    m = values.shape[1]
+    front = pd.DataFrame(values, columns=[f"objective_{j}" for j in range(m)])
+    for j in range(m):
+        front.insert(j, f"weight_{j}", [float(s.weights[j]) for s in solutions])
+    front.insert(0, "policy", [s.origin.get("id", i) for i, s in enumerate(solutions)])
+    front.to_csv(workdir / PARETO_FILE, index=False)
+    try:
+        plot_pareto_front(
+            values, path=workdir / PARETO_PLOT, reference_point=reference, title=run.name
+        )
+    except Exception:  # noqa: BLE001, S110 - a missing figure must not cost the results
+        pass
+    # C-MORL's EU grid: step 0.01 for 2 objectives, 0.1 for 3, 0.5 beyond (spec table)
+    step = 0.01 if m == 2 else 0.1 if m == 3 else 0.5
+    scores = {
+        "mo/hypervolume": hypervolume(values, reference),
+        "mo/expected_utility": expected_utility(values, equally_spaced_weights(m, step)),
+        "mo/sparsity": sparsity(values),
+        "mo/pareto_size": float(len(values)),
+    }
+    final_step = int(model.num_timesteps)
+    # the summary ranks runs by "return": for a Pareto set that is its hypervolume
+    rows = [{"step": final_step, "metric": "return", "value": scores["mo/hypervolume"]}]
+    rows += [{"step": final_step, "metric": k, "value": v} for k, v in scores.items()]
+    extra = {
+        "reference_point": reference.tolist(),
+        "front": front.to_dict(orient="records"),
+        "scores": scores,
+    }
+    return [], rows, extra
+
+
 def _train(
     run: Run, spec: ExperimentSpec, workdir: Path, sink: ProgressSink | None, config: dict[str, Any]
 ) -> tuple[list[EpisodeResult], list[dict[str, Any]]]:
@@ -541,7 +652,10 @@ def execute_run(
         "host": {"platform": platform.platform(), "cpus": os.cpu_count()},
     }
     try:
-        if run.agent is not None:
+        extra: dict[str, Any] = {}
+        if run.agent is not None and registry.agent_entry(run.agent.name).multi_policy:
+            episodes, rows, extra = _train_multi_policy(run, spec, workdir, config)
+        elif run.agent is not None:
             episodes, rows = _train(run, spec, workdir, sink, config)
         else:
             episodes, rows = _evaluate_baseline(run, spec, workdir, config)
@@ -557,8 +671,9 @@ def execute_run(
         evaluation = {
             "seeds": _eval_seeds(spec),
             "deterministic": spec.eval.deterministic,
-            "summary": summarize_episodes(episodes),
+            "summary": summarize_episodes(episodes) if episodes else extra.get("scores", {}),
             "episodes": [e.to_dict() for e in episodes],
+            **{k: v for k, v in extra.items() if k != "scores"},
         }
         (workdir / EVAL_FILE).write_text(json.dumps(evaluation, indent=2))
         if episodes and episodes[0].trace is not None:
@@ -664,7 +779,12 @@ def run_experiment(
     if finished:
         console.print(f"[dim]{len(finished)} finished run(s) kept, {len(todo)} to run[/dim]")
     outcomes = [RunOutcome(run.name, "skipped") for run in finished]
-    outcomes += _run_local(todo, spec, exp_dir, workers, console, progress)
+    if spec.backend == "ray":
+        from opsrl.ray_backend import run_ray
+
+        outcomes += run_ray(todo, spec, exp_dir, workers, console)
+    else:
+        outcomes += _run_local(todo, spec, exp_dir, workers, console, progress)
     failures = [o for o in outcomes if o.status == "failed"]
     _write_atomic(
         exp_dir / FAILURES_FILE,

@@ -124,6 +124,28 @@ class EvalSpec:
 
 
 @dataclass
+class RaySpec:
+    """Options of the ``ray`` backend (ignored by ``local``)."""
+
+    #: Ray cluster to join (``auto``: the running cluster); none starts a local Ray
+    address: str | None = None
+    #: CPUs reserved per run (its torch threads)
+    cpus_per_run: float = 1.0
+    #: GPUs reserved per run (fractions share a GPU)
+    gpus_per_run: float = 0.0
+    #: times a run whose worker died is started again before it counts as failed
+    max_retries: int = 2
+
+    def __post_init__(self) -> None:
+        if self.cpus_per_run <= 0:
+            raise SpecError(f"'ray.cpus_per_run' must be > 0, got {self.cpus_per_run}")
+        if self.gpus_per_run < 0:
+            raise SpecError(f"'ray.gpus_per_run' must be >= 0, got {self.gpus_per_run}")
+        if self.max_retries < 0:
+            raise SpecError(f"'ray.max_retries' must be >= 0, got {self.max_retries}")
+
+
+@dataclass
 class ExperimentSpec:
     """A whole experiment: the cross product envs x (agents + baselines) x seeds."""
 
@@ -143,10 +165,13 @@ class ExperimentSpec:
     vec_env: Literal["auto", "dummy", "subproc", "batched"] = "auto"
     #: torch device of the learners: ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ...
     device: str = "auto"
-    #: where runs execute: ``local`` (a process pool on this machine)
-    backend: Literal["local"] = "local"
-    #: runs executed at once by the local backend
+    #: where runs execute: ``local`` (a process pool on this machine) or ``ray`` (Ray Tune
+    #: trials on a local Ray or a cluster: same runs, same output files)
+    backend: Literal["local", "ray"] = "local"
+    #: runs executed at once
     workers: int = 1
+    #: options of the ``ray`` backend
+    ray: RaySpec = field(default_factory=RaySpec)
     #: parent directory of the experiment directory
     output_dir: str = "runs"
     #: per env label, return thresholds; the summary reports the env steps each agent needs
@@ -320,7 +345,7 @@ _SHORTHAND = {EnvSpec: "id", AgentSpec: "name", BaselineSpec: "name"}
 def _build(cls: type, data: Any, where: str) -> Any:
     if isinstance(data, str) and cls in _SHORTHAND:
         data = {_SHORTHAND[cls]: data}
-    if data is None and cls is EvalSpec:
+    if data is None and cls in (EvalSpec, RaySpec):
         data = {}
     if not isinstance(data, dict):
         raise SpecError(f"'{where}' must be a mapping, got {type(data).__name__}")
