@@ -582,9 +582,18 @@ def _train(
         model.save(workdir / MODEL_FILE)
         if isinstance(venv, VecNormalize):
             venv.save(str(workdir / VECNORMALIZE_FILE))
-        episodes = evaluate_policy_on_seeds(
-            acting, eval_env, seeds, spec.eval.deterministic, capture_trace=True
-        )
+        adapt_env = None
+        if getattr(model, "eval_adapt_timesteps", 0) > 0:
+            # a meta-learner (Reptile) is evaluated after adapting to the evaluation env
+            adapt_env = make_vec_env(run.env.for_evaluation(), spec.n_envs, run.seed + 1, vec_kind)
+            acting = model.policy_for_evaluation(adapt_env, seed=run.seed)
+        try:
+            episodes = evaluate_policy_on_seeds(
+                acting, eval_env, seeds, spec.eval.deterministic, capture_trace=True
+            )
+        finally:
+            if adapt_env is not None:
+                adapt_env.close()
         rows = [
             {"step": step, "metric": "train/ep_rew_mean", "value": float(value)}
             for step, value in _training_curve(workdir / "progress.csv")
@@ -918,6 +927,15 @@ def evaluate_run_dir(
                 raise RunError(f"{run_dir} has no {MODEL_FILE}")
             agent_cls = registry.agent_class(identity["agent"]["name"])
             policy = agent_cls.load(model_path, device="auto")
+            if getattr(policy, "eval_adapt_timesteps", 0) > 0:
+                # a meta-learner (Reptile) is evaluated after adapting to the evaluation env
+                adapt_env = make_vec_env(
+                    env_spec.for_evaluation(), identity["n_envs"], identity["seed"] + 1, "dummy"
+                )
+                try:
+                    policy = policy.policy_for_evaluation(adapt_env, seed=identity["seed"])
+                finally:
+                    adapt_env.close()
             stats = load_normalization(run_dir, env_spec)
             if stats is not None:
                 policy = ObservationNormalizedPolicy(policy, stats)

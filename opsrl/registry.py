@@ -174,6 +174,13 @@ AGENT_TABLE: tuple[AgentEntry, ...] = (
         "opsrl",
     ),
     AgentEntry(
+        "reptile",
+        "opsrl.agents.reptile:Reptile",
+        "Reptile meta-learning around any SB3 algorithm over task envs; evaluated after "
+        "adapting to the eval env (eval_adapt_timesteps)",
+        "opsrl",
+    ),
+    AgentEntry(
         "cmorl",
         "opsrl.agents.cmorl:CMORL",
         "C-MORL: Pareto set of multi-objective PPO policies, crowding selection, "

@@ -94,6 +94,28 @@ ENV_TABLE: tuple[EnvEntry, ...] = (
         description="UAM fleet scheduling, 2 objectives: profit, -unserved demand share",
         disable_env_checker=True,
     ),
+    # Mario and the side-scroller end by themselves (flag, death, or the clock running out).
+    EnvEntry(
+        id="opsrl/SideScroller-v0",
+        entry_point="opsrl.envs.mario.side_scroller:SideScrollerEnv",
+        description="ROM-free side-scrolling platformer (procedural levels) with Mario's "
+        "interface: 84x84x4 frames, 7 SIMPLE_MOVEMENT actions",
+    ),
+    EnvEntry(
+        id="opsrl/Mario-v0",
+        entry_point="opsrl.envs.mario.env:MarioEnv",
+        description="Super Mario Bros. (NES; world/stage kwargs, default 1-1; needs the mario "
+        "install): 84x84x4 frames, 7 SIMPLE_MOVEMENT actions",
+    ),
+    *(
+        EnvEntry(
+            id=f"opsrl/Mario-{world}-{stage}-v0",
+            entry_point=f"opsrl.envs.mario.env:mario_{world}_{stage}",
+            description=f"Super Mario Bros. stage {world}-{stage}",
+        )
+        for world in range(1, 9)
+        for stage in range(1, 5)
+    ),
 )
 
 

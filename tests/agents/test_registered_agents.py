@@ -29,6 +29,7 @@ ENV_FOR = {
     "td3": "Pendulum-v1",
     "tqc": "Pendulum-v1",
     "shared_ppo": "opsrl/RideSharing-v0",
+    "reptile": "CartPole-v1",
 }
 SMALL = {
     "ppo": {"n_steps": 32, "batch_size": 32},
@@ -49,6 +50,11 @@ SMALL = {
     "td3": {"learning_starts": 16},
     "tqc": {"learning_starts": 16},
     "shared_ppo": {"n_steps": 8, "batch_size": 32},
+    "reptile": {
+        "base_kwargs": {"n_steps": 32, "batch_size": 32},
+        "inner_timesteps": 32,
+        "meta_batch_size": 1,
+    },
 }
 
 

@@ -9,9 +9,24 @@ import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
+from opsrl.envs.mario import MARIO_INSTALL_COMMAND, mario_installed
 from opsrl.registry import env_ids
 
-IDS = env_ids()
+#: one emulator id stands for the 33 Mario ids (seconds each); it skips without the package
+MARIO_CHECKED = "opsrl/Mario-1-1-v0"
+IDS = [
+    pytest.param(
+        env_id,
+        marks=pytest.mark.skipif(
+            not mario_installed(),
+            reason=f"gym-super-mario-bros is not installed ({MARIO_INSTALL_COMMAND})",
+        ),
+    )
+    if env_id == MARIO_CHECKED
+    else env_id
+    for env_id in env_ids()
+    if not env_id.startswith("opsrl/Mario-") or env_id == MARIO_CHECKED
+]
 
 
 @pytest.mark.parametrize("env_id", IDS)
