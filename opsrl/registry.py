@@ -174,6 +174,24 @@ AGENT_TABLE: tuple[AgentEntry, ...] = (
         "opsrl",
     ),
     AgentEntry(
+        "ospo",
+        "opsrl.agents.ospo:OSPO",
+        "One-Step Policy Optimization: critic-free, group-normalised one-step rewards plus a "
+        "fairness term; one policy shared by all vehicles (ride-sharing dispatch)",
+        "opsrl",
+        default_policy="ScorePolicy",
+        per_agent=True,
+    ),
+    AgentEntry(
+        "grpo",
+        "opsrl.agents.ospo:GRPO",
+        "Multi-agent GRPO: semi-MDP reward-to-go minus the group mean, no critic; one policy "
+        "shared by all vehicles (ride-sharing dispatch)",
+        "opsrl",
+        default_policy="ScorePolicy",
+        per_agent=True,
+    ),
+    AgentEntry(
         "reptile",
         "opsrl.agents.reptile:Reptile",
         "Reptile meta-learning around any SB3 algorithm over task envs; evaluated after "

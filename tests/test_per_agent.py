@@ -16,7 +16,13 @@ from opsrl.spec import EnvSpec
 SMALL_CITY = {"num_vehicles": 6, "num_candidates": 3, "episode_minutes": 10}
 
 
-def test_shared_ppo_trains_per_agent_and_evaluates_on_the_platform_view(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("agent", "hyperparams"),
+    [("shared_ppo", {"n_steps": 16}), ("ospo", {"n_steps": 16, "batch_size": 32})],
+)
+def test_per_agent_agent_trains_per_agent_and_evaluates_on_the_platform_view(
+    agent, hyperparams, tmp_path, capsys
+):
     spec = tmp_path / "shared.yaml"
     spec.write_text(
         yaml.safe_dump(
@@ -24,7 +30,7 @@ def test_shared_ppo_trains_per_agent_and_evaluates_on_the_platform_view(tmp_path
                 "name": "shared",
                 "output_dir": str(tmp_path / "runs"),
                 "envs": [{"id": "opsrl/RideSharing-v0", "kwargs": SMALL_CITY}],
-                "agents": [{"name": "shared_ppo", "hyperparams": {"n_steps": 16}}],
+                "agents": [{"name": agent, "hyperparams": hyperparams}],
                 "timesteps": 192,
                 "n_envs": 2,
                 "eval": {"episodes": 2},
@@ -32,7 +38,7 @@ def test_shared_ppo_trains_per_agent_and_evaluates_on_the_platform_view(tmp_path
         )
     )
     assert main(["run", str(spec), "--no-progress", "--no-report"]) == 0
-    run_dir = tmp_path / "runs" / "shared" / "RideSharing-v0__shared_ppo__0"
+    run_dir = tmp_path / "runs" / "shared" / f"RideSharing-v0__{agent}__0"
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert config["resolved"]["vec_env"] == "agents"
     evaluation = json.loads((run_dir / "eval.json").read_text())

@@ -30,6 +30,8 @@ ENV_FOR = {
     "tqc": "Pendulum-v1",
     "shared_ppo": "opsrl/RideSharing-v0",
     "reptile": "CartPole-v1",
+    "ospo": "opsrl/RideSharing-v0",
+    "grpo": "opsrl/RideSharing-v0",
 }
 SMALL = {
     "ppo": {"n_steps": 32, "batch_size": 32},
@@ -55,6 +57,8 @@ SMALL = {
         "inner_timesteps": 32,
         "meta_batch_size": 1,
     },
+    "ospo": {"n_steps": 6, "batch_size": 32},
+    "grpo": {"n_steps": 6, "batch_size": 32},
 }
 
 
@@ -62,6 +66,8 @@ SMALL = {
 ENV_KWARGS = {
     "gnn_ppo": {"instance": {"jobs": 3, "machines": 3}},
     "shared_ppo": {"num_vehicles": 4, "num_candidates": 2, "episode_minutes": 5},
+    "ospo": {"num_vehicles": 4, "num_zones": 9, "episode_minutes": 6},
+    "grpo": {"num_vehicles": 4, "num_zones": 9, "episode_minutes": 6},
 }
 
 
