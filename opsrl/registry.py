@@ -371,6 +371,35 @@ BASELINE_TABLE: tuple[BaselineEntry, ...] = (
         env_ids=("opsrl/JobShop-v0",),
     ),
     BaselineEntry(
+        "random_feasible",
+        "opsrl.baselines.uam:RandomFeasiblePolicy",
+        "Uniformly random feasible destination (the CapTAIN precursor's Feas_RND)",
+        env_ids=("opsrl/UAMFleet-v0",),
+        stochastic=True,
+    ),
+    BaselineEntry(
+        "greedy_profit",
+        "opsrl.baselines.uam:GreedyProfitPolicy",
+        "Feasible destination of largest immediate profit (fares of the passengers waiting now "
+        "minus energy cost); stays when no flight pays",
+        env_ids=("opsrl/UAMFleet-v0",),
+    ),
+    BaselineEntry(
+        "ga",
+        "opsrl.baselines.uam:GeneticAlgorithmPolicy",
+        "Genetic algorithm over the day's destination choices, planned at 06:00 on the expected "
+        "day (clairvoyant=True: the realised day), then decoded against the realised state",
+        env_ids=("opsrl/UAMFleet-v0",),
+        stochastic=True,
+    ),
+    BaselineEntry(
+        "milp",
+        "opsrl.baselines.uam:MILPPolicy",
+        "Time-expanded flow model of the realised day (OR-Tools model builder, HiGHS), plan "
+        "followed; a clairvoyant reference whose bound is valid for the episode",
+        env_ids=("opsrl/UAMFleet-v0",),
+    ),
+    BaselineEntry(
         "random_dispatch",
         "opsrl.baselines.ride_sharing:RandomDispatchPolicy",
         "Uniformly random scores in [-1, 1] (an untrained agent); the platform's matching "
