@@ -327,8 +327,8 @@ def run_identity(run: Run, spec: ExperimentSpec) -> dict[str, Any]:
     if run.agent is not None:
         agent = spec_to_dict(run.agent)
         # runs written before these agent fields existed keep their identity
-        for key, unset in (("normalize", False), ("timesteps", None)):
-            if key in agent and agent[key] is unset:
+        for key, unset in (("normalize", False), ("timesteps", None), ("env_kwargs", {})):
+            if key in agent and agent[key] == unset and type(agent[key]) is type(unset):
                 del agent[key]
         identity.update(
             agent=agent,
@@ -737,6 +737,9 @@ def validate(spec: ExperimentSpec) -> None:
         resolve_vec_env(env_spec, spec.vec_env)
     for agent in spec.agents:
         check_hyperparams(agent)
+        if agent.env_kwargs:
+            for env_spec in spec.envs:
+                make_env(env_spec.with_kwargs(agent.env_kwargs)).close()
 
 
 def _pending_runs(spec: ExperimentSpec, exp_dir: Path, resume: bool) -> tuple[list[Run], list[Run]]:

@@ -174,6 +174,15 @@ AGENT_TABLE: tuple[AgentEntry, ...] = (
         "opsrl",
     ),
     AgentEntry(
+        "graph_fleet_ppo",
+        "opsrl.agents.uam_graph:GraphFleetPPO",
+        "Masked PPO with a graph attention policy over vertiports and routes (UAM fleet "
+        "scheduling; any fleet size)",
+        "opsrl",
+        uses_action_masks=True,
+        default_policy="GraphFleetPolicy",
+    ),
+    AgentEntry(
         "ospo",
         "opsrl.agents.ospo:OSPO",
         "One-Step Policy Optimization: critic-free, group-normalised one-step rewards plus a "

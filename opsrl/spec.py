@@ -42,6 +42,12 @@ class EnvSpec:
         if self.label is None:
             self.label = self.id.split("/")[-1]
 
+    def with_kwargs(self, kwargs: dict[str, Any]) -> EnvSpec:
+        """This env (same label and ``eval_kwargs``) with ``kwargs`` merged over its own."""
+        if not kwargs:
+            return self
+        return EnvSpec(self.id, {**self.kwargs, **kwargs}, self.label, dict(self.eval_kwargs))
+
     def for_evaluation(self) -> EnvSpec:
         """The env spec evaluation episodes use: ``kwargs`` updated with ``eval_kwargs``."""
         return EnvSpec(self.id, {**self.kwargs, **self.eval_kwargs}, self.label)
@@ -68,6 +74,10 @@ class AgentSpec:
     #: training env steps of this agent (default: the experiment's ``timesteps``), as
     #: rl-baselines3-zoo's per-algorithm ``n_timesteps``: off-policy agents cost far more per step
     timesteps: int | None = None
+    #: env kwargs for this agent only, merged over every env's ``kwargs`` for its training
+    #: and evaluation (e.g. ``{observation: flat}`` for an MLP next to a graph policy); the
+    #: env keeps its label, so the agent shares the env's rows with the baselines
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.label is None:
@@ -258,7 +268,8 @@ def expand(spec: ExperimentSpec) -> list[Run]:
     runs = []
     for env in spec.envs:
         for agent in spec.agents:
-            runs += [Run(spec.name, env, seed, agent=agent) for seed in spec.seeds]
+            agent_env = env.with_kwargs(agent.env_kwargs)
+            runs += [Run(spec.name, agent_env, seed, agent=agent) for seed in spec.seeds]
         for baseline in spec.baselines:
             seeds = (
                 spec.seeds if registry.baseline_entry(baseline.name).stochastic else spec.seeds[:1]

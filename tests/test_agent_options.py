@@ -125,3 +125,19 @@ def test_agent_timesteps_override_the_experiment_budget(tmp_path, capsys):
     with pytest.raises(SpecError, match="'timesteps' must be >= 1"):
         data["agents"][1]["timesteps"] = 0
         spec_from_dict(data)
+
+
+def test_agent_env_kwargs_apply_to_that_agent_only(tmp_path):
+    from opsrl.experiment import run_identity
+    from opsrl.spec import expand
+
+    data = _spec(tmp_path, False)
+    data["envs"] = [{"id": "opsrl/LotSizing-v0", "kwargs": {"instance": "3x2"}}]
+    data["agents"].append({"name": "a2c", "label": "a2c_5x3", "env_kwargs": {"instance": "5x3"}})
+    data["baselines"] = ["random"]
+    spec = spec_from_dict(data)
+    ppo, a2c, random = expand(spec)
+    assert ppo.env.kwargs == {"instance": "3x2"} == random.env.kwargs
+    assert a2c.env.kwargs == {"instance": "5x3"} and a2c.env.label == ppo.env.label
+    assert "env_kwargs" not in run_identity(ppo, spec)["agent"]
+    assert run_identity(a2c, spec)["env"]["kwargs"] == {"instance": "5x3"}

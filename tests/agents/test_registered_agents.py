@@ -32,6 +32,7 @@ ENV_FOR = {
     "reptile": "CartPole-v1",
     "ospo": "opsrl/RideSharing-v0",
     "grpo": "opsrl/RideSharing-v0",
+    "graph_fleet_ppo": "opsrl/UAMFleet-v0",
 }
 SMALL = {
     "ppo": {"n_steps": 32, "batch_size": 32},
@@ -59,6 +60,7 @@ SMALL = {
     },
     "ospo": {"n_steps": 6, "batch_size": 32},
     "grpo": {"n_steps": 6, "batch_size": 32},
+    "graph_fleet_ppo": {"n_steps": 32, "batch_size": 32},
 }
 
 
@@ -68,6 +70,7 @@ ENV_KWARGS = {
     "shared_ppo": {"num_vehicles": 4, "num_candidates": 2, "episode_minutes": 5},
     "ospo": {"num_vehicles": 4, "num_zones": 9, "episode_minutes": 6},
     "grpo": {"num_vehicles": 4, "num_zones": 9, "episode_minutes": 6},
+    "graph_fleet_ppo": {"config": {"n_vertiports": 4, "n_aircraft": 6}},
 }
 
 
