@@ -5,22 +5,18 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import numpy as np
 import torch as th
-from sb3_contrib import MaskablePPO
 from stable_baselines3.common.buffers import RolloutBuffer
-from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
-from stable_baselines3.common.vec_env import VecEnv
 
-from opsrl.agents.gnn_dispatch.gnn_ppo import ScaledRewardVecEnv
+from opsrl.agents.gnn_dispatch.gnn_ppo import GnnPPO
 from opsrl.agents.uam_graph.policies import GraphFleetPolicy
 
 __all__ = ["GraphFleetPPO"]
 
 
-class GraphFleetPPO(MaskablePPO):
+class GraphFleetPPO(GnnPPO):
     """Masked PPO with a graph attention policy for urban air mobility fleet scheduling.
 
     The policy (:class:`~opsrl.agents.uam_graph.policies.GraphFleetPolicy`) encodes the
@@ -137,11 +133,8 @@ class GraphFleetPPO(MaskablePPO):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
     ) -> None:
-        if isinstance(reward_scale, bool) or not (
-            isinstance(reward_scale, int | float) and np.isfinite(reward_scale) and reward_scale > 0
-        ):
+        if isinstance(reward_scale, bool):
             raise ValueError(f"reward_scale must be a positive number, got {reward_scale!r}")
-        self.reward_scale = float(reward_scale)
         super().__init__(
             policy,
             env,
@@ -165,21 +158,7 @@ class GraphFleetPPO(MaskablePPO):
             policy_kwargs=policy_kwargs,
             verbose=verbose,
             seed=seed,
+            reward_scale=reward_scale,
             device=device,
             _init_setup_model=_init_setup_model,
-        )
-
-    def collect_rollouts(
-        self,
-        env: VecEnv,
-        callback: BaseCallback,
-        rollout_buffer: RolloutBuffer,
-        n_rollout_steps: int,
-        use_masking: bool = True,
-    ) -> bool:
-        """MaskablePPO's collection, on rewards divided by ``reward_scale``."""
-        if self.reward_scale != 1.0:
-            env = ScaledRewardVecEnv(env, self.reward_scale)
-        return super().collect_rollouts(
-            env, callback, rollout_buffer, n_rollout_steps, use_masking=use_masking
         )
