@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import runpy
 import sys
 import time
@@ -116,11 +117,22 @@ def _cmd_list(console: Any) -> int:
     from opsrl import registry
 
     envs = Table(title="environments")
-    for column in ("id", "description", "batched"):
+    for column in ("id", "description", "vectorized"):
         envs.add_column(column)
+    stages = [e.id for e in registry.ENV_TABLE if re.fullmatch(r"opsrl/Mario-\d-\d-v0", e.id)]
     for entry in registry.ENV_TABLE:
         assert entry.id in gym.registry
-        envs.add_row(entry.id, entry.description, "yes" if entry.batched_entry_point else "")
+        if entry.id in stages[1:]:
+            continue  # one row stands for the family of stage ids
+        if entry.id in stages[:1]:
+            envs.add_row(
+                "opsrl/Mario-<world>-<stage>-v0", f"{len(stages)} stages, as opsrl/Mario-v0", ""
+            )
+            continue
+        vectorized = "batched" if entry.batched_entry_point else ""
+        if entry.agents_entry_point:
+            vectorized = "per agent"
+        envs.add_row(entry.id, entry.description, vectorized)
     agents = Table(title="agents")
     for column in ("name", "algorithm", "source", "action masks"):
         agents.add_column(column)
