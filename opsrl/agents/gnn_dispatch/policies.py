@@ -24,6 +24,7 @@ from opsrl.nn.graph import (
     GraphBatch,
     batch_graph_observations,
 )
+from opsrl.nn.masked import VariableActionsMaskedInterface
 
 __all__ = ["GraphDispatchPolicy"]
 
@@ -42,7 +43,7 @@ def _mlp(input_dim: int, hidden: list[int], activation_fn: type[nn.Module]) -> n
     return nn.Sequential(*layers)
 
 
-class GraphDispatchPolicy(MaskableActorCriticPolicy):
+class GraphDispatchPolicy(VariableActionsMaskedInterface, MaskableActorCriticPolicy):
     """Masked actor-critic on a disjunctive-graph observation, for any instance size.
 
     The observation is the graph Dict of ``opsrl/JobShop-v0`` (``observation="graph"``):
@@ -199,43 +200,10 @@ class GraphDispatchPolicy(MaskableActorCriticPolicy):
         h_critic = h_actor if self.share_encoder else self.critic_encoder(graph)
         return self._actor_logits(graph, h_actor), self._values(graph, h_critic)
 
-    @staticmethod
-    def _distribution(
-        logits: th.Tensor, action_masks: np.ndarray | th.Tensor | None
-    ) -> MaskableCategoricalDistribution:
-        # the number of actions is the observation's job count, not the training env's
-        distribution = MaskableCategoricalDistribution(int(logits.shape[-1]))
-        distribution.proba_distribution(action_logits=logits)
-        if action_masks is not None:
-            distribution.apply_masking(action_masks)
-        return distribution
-
     # ----------------------------------------------------------------------------------------
     # MaskableActorCriticPolicy interface
+    # (forward and evaluate_actions: VariableActionsMaskedInterface)
     # ----------------------------------------------------------------------------------------
-
-    def forward(  # type: ignore[override]
-        self,
-        obs: PyTorchObs,
-        deterministic: bool = False,
-        action_masks: np.ndarray | None = None,
-    ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
-        """Actions, values and log-probabilities of the actions for a batch of observations."""
-        logits, values = self._logits_and_values(obs)
-        distribution = self._distribution(logits, action_masks)
-        actions = distribution.get_actions(deterministic=deterministic)
-        return actions, values, distribution.log_prob(actions)
-
-    def evaluate_actions(  # type: ignore[override]
-        self,
-        obs: PyTorchObs,
-        actions: th.Tensor,
-        action_masks: th.Tensor | None = None,
-    ) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
-        """Values, log-likelihoods of ``actions`` and entropies under the current policy."""
-        logits, values = self._logits_and_values(obs)
-        distribution = self._distribution(logits, action_masks)
-        return values, distribution.log_prob(actions), distribution.entropy()
 
     def get_distribution(  # type: ignore[override]
         self, obs: PyTorchObs, action_masks: np.ndarray | None = None

@@ -25,6 +25,7 @@ from opsrl.envs.uam.env import (
 )
 from opsrl.nn.attention import SERIES_ENCODERS, PointerAttentionDecoder, TimeSeriesEncoder
 from opsrl.nn.edge_graph import EdgeTransformerEncoder, merge_edge_lists
+from opsrl.nn.masked import VariableActionsMaskedInterface
 
 __all__ = ["FleetGraphBatch", "FleetGraphEncoder", "GraphFleetPolicy", "fleet_graph_batch"]
 
@@ -275,7 +276,7 @@ class FleetGraphEncoder(nn.Module):
         return FleetEncoding(h, origin_edges, context, pooled)
 
 
-class GraphFleetPolicy(MaskableActorCriticPolicy):
+class GraphFleetPolicy(VariableActionsMaskedInterface, MaskableActorCriticPolicy):
     """Masked actor-critic for ``opsrl/UAMFleet-v0``'s graph observation: one logit per
     destination vertiport from attention.
 
@@ -448,43 +449,10 @@ class GraphFleetPolicy(MaskableActorCriticPolicy):
         critic = actor if self.share_encoder else self.critic_encoder(graph)
         return self._logits(graph, actor), self._values(critic)
 
-    @staticmethod
-    def _distribution(
-        logits: th.Tensor, action_masks: np.ndarray | th.Tensor | None
-    ) -> MaskableCategoricalDistribution:
-        # the number of actions is the observation's vertiport count, not the training env's
-        distribution = MaskableCategoricalDistribution(int(logits.shape[-1]))
-        distribution.proba_distribution(action_logits=logits)
-        if action_masks is not None:
-            distribution.apply_masking(action_masks)
-        return distribution
-
     # ----------------------------------------------------------------------------------------
     # MaskableActorCriticPolicy interface
+    # (forward and evaluate_actions: VariableActionsMaskedInterface)
     # ----------------------------------------------------------------------------------------
-
-    def forward(  # type: ignore[override]
-        self,
-        obs: PyTorchObs,
-        deterministic: bool = False,
-        action_masks: np.ndarray | None = None,
-    ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
-        """Actions, values and log-probabilities of the actions for a batch of observations."""
-        logits, values = self._logits_and_values(obs)
-        distribution = self._distribution(logits, action_masks)
-        actions = distribution.get_actions(deterministic=deterministic)
-        return actions, values, distribution.log_prob(actions)
-
-    def evaluate_actions(  # type: ignore[override]
-        self,
-        obs: PyTorchObs,
-        actions: th.Tensor,
-        action_masks: th.Tensor | None = None,
-    ) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
-        """Values, log-likelihoods of ``actions`` and entropies under the current policy."""
-        logits, values = self._logits_and_values(obs)
-        distribution = self._distribution(logits, action_masks)
-        return values, distribution.log_prob(actions), distribution.entropy()
 
     def get_distribution(  # type: ignore[override]
         self, obs: PyTorchObs, action_masks: np.ndarray | None = None
