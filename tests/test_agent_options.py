@@ -141,3 +141,16 @@ def test_agent_env_kwargs_apply_to_that_agent_only(tmp_path):
     assert a2c.env.kwargs == {"instance": "5x3"} and a2c.env.label == ppo.env.label
     assert "env_kwargs" not in run_identity(ppo, spec)["agent"]
     assert run_identity(a2c, spec)["env"]["kwargs"] == {"instance": "5x3"}
+
+
+def test_ray_options_mistakes_are_named(tmp_path):
+    data = _spec(tmp_path, False)
+    for key, value, message in (
+        ("cpus_per_run", 0, "'ray.cpus_per_run' must be > 0"),
+        ("gpus_per_run", -1, "'ray.gpus_per_run' must be >= 0"),
+        ("max_retries", -1, "'ray.max_retries' must be >= 0"),
+        ("cpu_per_run", 1, "unknown key 'ray.cpu_per_run'"),
+    ):
+        with pytest.raises(SpecError, match=message):
+            spec_from_dict({**data, "backend": "ray", "ray": {key: value}})
+    assert spec_from_dict({**data, "backend": "ray"}).ray.max_retries == 2
