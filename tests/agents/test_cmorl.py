@@ -4,6 +4,8 @@ save/load of the Pareto set and MOPPO's SB3 face."""
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import gymnasium as gym
@@ -456,3 +458,17 @@ def test_cmorl_on_deep_sea_treasure():
     for point in front:
         assert np.any(np.all(true_front >= point - 1e-6, axis=1))
     assert model.history[-1]["hypervolume"] > 0
+
+
+def test_mo_gymnasium_ids_are_made_in_a_fresh_process() -> None:
+    # Experiment workers import opsrl but not MO-Gymnasium: the id must still resolve.
+    pytest.importorskip("mo_gymnasium")
+    code = (
+        "import sys; from opsrl.agents.cmorl.moppo import make_mo_env; "
+        "assert 'mo_gymnasium' not in sys.modules; "
+        "env = make_mo_env('deep-sea-treasure-v0'); print(env.unwrapped.reward_space.shape)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "(2,)"

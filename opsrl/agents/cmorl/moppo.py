@@ -113,6 +113,11 @@ def make_mo_env(env: EnvSource, env_kwargs: dict[str, Any] | None = None) -> gym
     warns on every reward vector.
     """
     if isinstance(env, str):
+        from opsrl import registry  # not at import time: the registry imports the agents
+
+        # In a worker process nothing has imported MO-Gymnasium yet, so its ids are unknown
+        # until the registry imports their provider.
+        registry.ensure_env_registered(env)
         return gym.make(env, **{"disable_env_checker": True, **(env_kwargs or {})})
     if callable(env):
         if env_kwargs:
