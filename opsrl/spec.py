@@ -387,6 +387,11 @@ def spec_from_dict(data: Any, default_name: str = "experiment") -> ExperimentSpe
         raise SpecError("experiment spec must be a YAML mapping at the top level")
     data = dict(data)
     data.setdefault("name", default_name)
+    if "vectorization" in data:
+        # the issue tracker's and the docs' word for vec_env; one of the two, not both
+        if "vec_env" in data:
+            raise SpecError("give one of 'vec_env' and 'vectorization' (one setting), not both")
+        data["vec_env"] = data.pop("vectorization")
     return _build(ExperimentSpec, data, "")
 
 

@@ -32,6 +32,7 @@ def test_shorthands_and_expansion():
         ({"agents": ["ppoo"]}, "unknown agent 'ppoo'; did you mean 'ppo'?"),
         ({"agents": [{"name": "ppo", "hyperparam": {}}]}, "unknown key 'agents[0].hyperparam'"),
         ({"vec_env": "threads"}, "'vec_env' must be one of"),
+        ({"vectorization": "dummy", "vec_env": "dummy"}, "give one of 'vec_env' and"),
         ({"agents": ["ppo", "ppo"]}, "label 'ppo' is used twice"),
         ({"timesteps": 0}, "'timesteps' must be >= 1"),
         ({"envs": [{"kwargs": {}}]}, "missing required key 'envs[0].id'"),
@@ -100,3 +101,7 @@ def test_eval_kwargs_override_for_evaluation():
     evaluation = spec.envs[0].for_evaluation()
     assert evaluation.kwargs == {"instance": "3x2", "horizon": 7}
     assert spec.envs[0].kwargs["horizon"] == 5
+
+
+def test_vectorization_is_an_alias_of_vec_env():
+    assert spec_from_dict(_spec(vectorization="subproc")).vec_env == "subproc"
