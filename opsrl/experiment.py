@@ -906,12 +906,17 @@ def evaluate_run_dir(
     episodes: int | None = None,
     seed: int | None = None,
     capture_trace: bool = False,
+    perturbation: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Load a finished run's model (or baseline) and evaluate it again on fixed seeds.
 
     With ``capture_trace`` the result also holds ``"trace"``: the env's episode trace of the
-    first episode (a DataFrame, or None when the env has none).
+    first episode (a DataFrame, or None when the env has none). ``perturbation``
+    (``{name: level}``, see :mod:`opsrl.perturb`) evaluates on the perturbed env instead; a
+    meta-learner then adapts to the perturbed env.
     """
+    from opsrl.perturb import PerturbedSpec
+
     run_dir = Path(run_dir)
     config_path = run_dir / CONFIG_FILE
     if not config_path.is_file():
@@ -922,7 +927,8 @@ def evaluate_run_dir(
     n = episodes if episodes is not None else eval_cfg["episodes"]
     first = seed if seed is not None else eval_cfg["seed"]
     seeds = [first + k for k in range(n)]
-    env = make_env(env_spec.for_evaluation())
+    target = PerturbedSpec(env_spec.for_evaluation(), perturbation)
+    env = target.make()
     try:
         if identity["kind"] == "agent":
             model_path = run_dir / MODEL_FILE
@@ -932,9 +938,7 @@ def evaluate_run_dir(
             policy = agent_cls.load(model_path, device="auto")
             if getattr(policy, "eval_adapt_timesteps", 0) > 0:
                 # a meta-learner (Reptile) is evaluated after adapting to the evaluation env
-                adapt_env = make_vec_env(
-                    env_spec.for_evaluation(), identity["n_envs"], identity["seed"] + 1, "dummy"
-                )
+                adapt_env = target.make_vec(identity["n_envs"], identity["seed"] + 1)
                 try:
                     policy = policy.policy_for_evaluation(adapt_env, seed=identity["seed"])
                 finally:
@@ -963,6 +967,8 @@ def evaluate_run_dir(
         "summary": summarize_episodes(results_list),
         "episodes": [e.to_dict() for e in results_list],
     }
+    if perturbation:
+        evaluation["perturbation"] = dict(perturbation)
     if capture_trace:
         evaluation["trace"] = results_list[0].trace if results_list else None
     return evaluation
