@@ -68,6 +68,32 @@ ENV_TABLE: tuple[EnvEntry, ...] = (
         description="Urban air mobility: eVTOL fleet scheduling between vertiports over a day "
         "(time-varying demand, delays, closures, downtime); graph or flat observations, masked",
     ),
+    # Submodular rewards (SubPO): the episode terminates at its own horizon (an env argument),
+    # so no TimeLimit.
+    EnvEntry(
+        id="opsrl/Coverage-v0",
+        entry_point="opsrl.envs.submodular.env:SubmodularGridEnv",
+        description="Submodular grid walk (SubPO): weighted coverage of a GP-sampled weight "
+        "map, 30x30, H=40; marginal-gain or modular rewards",
+    ),
+    EnvEntry(
+        id="opsrl/ItemCollection-v0",
+        entry_point="opsrl.envs.submodular.env:ItemCollectionEnv",
+        description="Submodular grid walk (SubPO): item collection with quotas, 6 item types, "
+        "30x30, H=40",
+    ),
+    EnvEntry(
+        id="opsrl/ExperimentDesign-v0",
+        entry_point="opsrl.envs.submodular.env:ExperimentDesignEnv",
+        description="Submodular grid walk (SubPO): Bayesian D-optimal design of GP measurements, "
+        "30x30, H=40",
+    ),
+    EnvEntry(
+        id="opsrl/InformativePath-v0",
+        entry_point="opsrl.envs.submodular.env:InformativePathEnv",
+        description="Informative path planning: information gain about a GP field with a "
+        "GP-sampled variance map, 60x60, H=100",
+    ),
     # Multi-objective variants (MO-Gymnasium API: float32 reward vector, reward_space); they end
     # as their single-objective envs do.
     EnvEntry(
