@@ -232,6 +232,13 @@ AGENT_TABLE: tuple[AgentEntry, ...] = (
         uses_action_masks=True,
         default_policy="GraphDispatchPolicy",
     ),
+    AgentEntry(
+        "subpo",
+        "opsrl.agents.subpo:SubPO",
+        "SubPO: policy gradient on marginal gains of a submodular objective (reward-to-go or "
+        "one-step, per-step baseline, optional natural gradient); no critic",
+        "opsrl",
+    ),
 )
 
 

@@ -33,6 +33,7 @@ ENV_FOR = {
     "ospo": "opsrl/RideSharing-v0",
     "grpo": "opsrl/RideSharing-v0",
     "graph_fleet_ppo": "opsrl/UAMFleet-v0",
+    "subpo": "opsrl/Coverage-v0",
 }
 SMALL = {
     "ppo": {"n_steps": 32, "batch_size": 32},
@@ -61,6 +62,7 @@ SMALL = {
     "ospo": {"n_steps": 6, "batch_size": 32},
     "grpo": {"n_steps": 6, "batch_size": 32},
     "graph_fleet_ppo": {"n_steps": 32, "batch_size": 32},
+    "subpo": {"episodes_per_update": 4},
 }
 
 
@@ -71,6 +73,7 @@ ENV_KWARGS = {
     "ospo": {"num_vehicles": 4, "num_zones": 9, "episode_minutes": 6},
     "grpo": {"num_vehicles": 4, "num_zones": 9, "episode_minutes": 6},
     "graph_fleet_ppo": {"config": {"n_vertiports": 4, "n_aircraft": 6}},
+    "subpo": {"size": [5, 5], "horizon": 8},
 }
 
 
