@@ -18,11 +18,13 @@ import multiprocessing
 import os
 import platform
 import shutil
+import threading
 import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
+from multiprocessing.managers import SyncManager
 from pathlib import Path
 from typing import Any
 
@@ -872,10 +874,16 @@ def _run_local(
             return outcomes
         threads = max(1, (os.cpu_count() or 1) // workers)
         context = multiprocessing.get_context("spawn")
-        with context.Manager() as manager:
+        # the Manager's server process, like the pool's workers, ends with this process
+        manager = SyncManager(ctx=context)
+        manager.start(_exit_with_parent, (os.getpid(),))
+        with manager:
             queue = manager.Queue()
             with ProcessPoolExecutor(
-                max_workers=min(workers, len(runs)), mp_context=context
+                max_workers=min(workers, len(runs)),
+                mp_context=context,
+                initializer=_exit_with_parent,
+                initargs=(os.getpid(),),
             ) as pool:
                 pending: set[Future] = {
                     pool.submit(execute_run, run, spec, exp_dir, queue.put, threads) for run in runs
@@ -888,6 +896,22 @@ def _run_local(
                         outcomes.append(_report(future.result(), console))
                         progress.advance(overall)
     return outcomes
+
+
+def _exit_with_parent(parent_pid: int, interval: float = 1.0) -> None:
+    """Pool-worker initializer: end this worker when the ``opsrl run`` process is gone.
+
+    A killed parent (SIGTERM, SIGKILL) cannot shut its pool down, and an orphaned worker would
+    go on training its run and writing into the experiment directory -- possibly one a new
+    ``opsrl run`` now owns. A daemon thread checks the parent every ``interval`` seconds.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="opsrl-parent-watch", daemon=True).start()
 
 
 def _report(outcome: RunOutcome, console: Any) -> RunOutcome:

@@ -1,8 +1,14 @@
 """A tiny YAML experiment through the process-pool backend, as `opsrl run SPEC` runs it."""
 
 import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 
 from opsrl.cli import main
@@ -63,3 +69,68 @@ def test_subproc_vec_env_workers_know_the_opsrl_ids():
         venv.step([venv.action_space.sample() for _ in range(2)])
     finally:
         venv.close()
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_pool_workers_end_with_a_killed_parent(tmp_path):
+    # A killed `opsrl run` cannot shut its pool down; its workers must not train on (and
+    # write into the experiment directory) as orphans.
+    spec = tmp_path / "long.yaml"
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "name": "long",
+                "output_dir": str(tmp_path / "runs"),
+                "envs": ["CartPole-v1"],
+                "agents": ["ppo"],
+                "seeds": [0, 1],
+                "timesteps": 10_000_000,
+                "workers": 2,
+            }
+        )
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "opsrl.cli", "run", str(spec), "--no-progress"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        workers: set[int] = set()
+        # the pool's workers (and the Manager's server): wait until the runs have started
+        while time.monotonic() < deadline and not any(
+            p.name.endswith(".partial") for p in (tmp_path / "runs" / "long").glob(".*")
+        ):
+            time.sleep(0.5)
+        workers = _children(parent.pid)
+        assert len(workers) >= 2
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(_alive(p) for p in workers):
+            time.sleep(0.5)
+        assert not [p for p in workers if _alive(p)]
+    finally:
+        if parent.poll() is None:
+            parent.kill()
