@@ -239,6 +239,14 @@ AGENT_TABLE: tuple[AgentEntry, ...] = (
         "one-step, per-step baseline, optional natural gradient); no critic",
         "opsrl",
     ),
+    AgentEntry(
+        "drrpo",
+        "opsrl.agents.drrpo:DRRPO",
+        "DR-RPO: robust (TV/KL d-rectangular) regularised softmax policy optimisation on a "
+        "linear MDP, Discrete finite-horizon envs (radius 0: non-robust)",
+        "opsrl",
+        default_policy="SoftmaxPolicy",
+    ),
 )
 
 

@@ -94,6 +94,21 @@ ENV_TABLE: tuple[EnvEntry, ...] = (
         description="Informative path planning: information gain about a GP field with a "
         "GP-sampled variance map, 60x60, H=100",
     ),
+    # Robust-RL test domains (train nominal, test perturbed: failure_prob / up_prob kwargs).
+    EnvEntry(
+        id="opsrl/SimulatedLinearMDP-v0",
+        entry_point="opsrl.envs.robust.env:SimulatedLinearMDPEnv",
+        description="Simulated d-rectangular linear MDP (x1..x5, d=4, H=3); failure_prob "
+        "perturbs x1's transition to x5 (distributionally robust RL testbed)",
+        max_episode_steps=3,
+    ),
+    # The put terminates itself at maturity (an env argument), so no TimeLimit.
+    EnvEntry(
+        id="opsrl/AmericanPut-v0",
+        entry_point="opsrl.envs.robust.env:AmericanPutEnv",
+        description="American put option on a binomial price (H=20, price-bin observation, "
+        "hold/exercise); up_prob perturbs the price moves",
+    ),
     # Multi-objective variants (MO-Gymnasium API: float32 reward vector, reward_space); they end
     # as their single-objective envs do.
     EnvEntry(

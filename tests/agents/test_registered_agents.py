@@ -34,6 +34,7 @@ ENV_FOR = {
     "grpo": "opsrl/RideSharing-v0",
     "graph_fleet_ppo": "opsrl/UAMFleet-v0",
     "subpo": "opsrl/Coverage-v0",
+    "drrpo": "opsrl/SimulatedLinearMDP-v0",
 }
 SMALL = {
     "ppo": {"n_steps": 32, "batch_size": 32},
@@ -63,6 +64,7 @@ SMALL = {
     "grpo": {"n_steps": 6, "batch_size": 32},
     "graph_fleet_ppo": {"n_steps": 32, "batch_size": 32},
     "subpo": {"episodes_per_update": 4},
+    "drrpo": {"episodes_per_iteration": 2},
 }
 
 
@@ -74,6 +76,7 @@ ENV_KWARGS = {
     "grpo": {"num_vehicles": 4, "num_zones": 9, "episode_minutes": 6},
     "graph_fleet_ppo": {"config": {"n_vertiports": 4, "n_aircraft": 6}},
     "subpo": {"size": [5, 5], "horizon": 8},
+    "drrpo": {},
 }
 
 
