@@ -86,13 +86,34 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     subparsers.add_parser("list", help="list env ids, agents and baselines")
     _add_run_parser(subparsers)
-    evaluate = subparsers.add_parser("eval", help="re-evaluate a finished run's saved model")
-    evaluate.add_argument("run_dir", help="a run directory, runs/<exp>/<env>__<agent>__<seed>")
+    evaluate = subparsers.add_parser(
+        "eval",
+        help="re-evaluate a finished run's saved model, optionally under a perturbation",
+        description="Evaluate a run's saved agent or baseline again on fixed seeds. With "
+        "--perturb NAME=V1,V2,... evaluate it at each level of a documented perturbation "
+        "(see opsrl.perturb: demand_scale, shutdown_prob, demand_rate, route_closure_prob, "
+        "...) on the same seeds; several run or experiment directories then share one table.",
+    )
+    evaluate.add_argument(
+        "run_dir",
+        nargs="+",
+        help="a run directory, runs/<exp>/<env>__<agent>__<seed>; with --perturb also several, "
+        "or experiment directories (all their finished runs)",
+    )
     evaluate.add_argument("--episodes", type=int, help="episodes (default: the run's)")
     evaluate.add_argument("--seed", type=int, help="first episode seed (default: the run's)")
-    evaluate.add_argument("--output", help="also write the evaluation as JSON here")
-    bench = subparsers.add_parser("bench", help="run a benchmark from ./benchmarks")
-    bench.add_argument("name", nargs="?", help="benchmark script name (default: list them)")
+    evaluate.add_argument(
+        "--perturb",
+        action="append",
+        metavar="NAME=V1,V2,...",
+        help="evaluate at each level of this perturbation, e.g. demand_scale=0.5,1,2 (one per "
+        "command)",
+    )
+    evaluate.add_argument(
+        "--output",
+        help="also write the evaluation as JSON here (with --perturb: the episodes as CSV beside)",
+    )
+    _add_bench_parser(subparsers)
     report = subparsers.add_parser(
         "report",
         help="write report.md and a self-contained report.html for an experiment",
@@ -267,9 +288,18 @@ def _cmd_eval(args: argparse.Namespace, console: Any) -> int:
 
     from opsrl.experiment import evaluate_run_dir
 
-    evaluation = evaluate_run_dir(args.run_dir, episodes=args.episodes, seed=args.seed)
+    if args.episodes is not None and args.episodes < 1:
+        raise ValueError(f"--episodes must be at least 1, got {args.episodes}")
+    if args.perturb:
+        return _cmd_eval_perturbed(args, console)
+    if len(args.run_dir) > 1:
+        raise ValueError(
+            "give one run directory (several, or experiment directories, go with --perturb)"
+        )
+    run_dir = args.run_dir[0]
+    evaluation = evaluate_run_dir(run_dir, episodes=args.episodes, seed=args.seed)
     table = Table(
-        title=f"evaluation of {args.run_dir} on seeds "
+        title=f"evaluation of {run_dir} on seeds "
         f"{evaluation['seeds'][0]}..{evaluation['seeds'][-1]}"
     )
     table.add_column("metric")
@@ -283,19 +313,223 @@ def _cmd_eval(args: argparse.Namespace, console: Any) -> int:
     return 0
 
 
+def _cmd_eval_perturbed(args: argparse.Namespace, console: Any) -> int:
+    """``opsrl eval RUN_DIR... --perturb NAME=V1,V2,...``: one row per run and level."""
+    import math
+
+    import pandas as pd
+    from rich.table import Table
+
+    from opsrl.perturb import (
+        evaluate_perturbed,
+        parse_perturb,
+        perturbations,
+        summarize_perturbed,
+    )
+
+    if len(args.perturb) > 1:
+        raise ValueError(f"one --perturb per command, got {len(args.perturb)}")
+    name, levels = parse_perturb(args.perturb[0])
+    with console.status(f"evaluating {name} levels") as status:
+        frame = evaluate_perturbed(
+            args.run_dir,
+            name,
+            levels,
+            episodes=args.episodes,
+            seed=args.seed,
+            progress=lambda run, level: status.update(f"{run}: {name}={level:g}"),
+        )
+    skipped = frame.attrs.get("skipped", {})
+    for run, reason in skipped.items():
+        console.print(f"[dim]skipped {run}: {reason}[/dim]")
+    summary = summarize_perturbed(frame)
+    definitions = {env_id: perturbations(env_id)[name] for env_id in frame["env_id"].unique()}
+    wanted = [f"kpi/{k}" for d in definitions.values() for k in d.kpis]
+    kpis = [c for c in dict.fromkeys(wanted) if c in summary] or [
+        c for c in summary.columns if c.startswith("kpi/")
+    ]
+    seeds = sorted(frame["seed"].unique())
+    parameters = ", ".join(dict.fromkeys(d.parameter for d in definitions.values()))
+    table = Table(
+        title=f"{name} levels ({parameters}), seeds {seeds[0]}..{seeds[-1]}",
+        caption="* the run's nominal level",
+    )
+    # a run is env x agent x seed: show the parts that vary
+    who = [key for key in ("env", "agent", "run_seed") if summary[key].nunique() > 1]
+    for key in who:
+        width = int(summary[key].astype(str).str.len().max())
+        table.add_column("seed" if key == "run_seed" else key, min_width=width)
+    table.add_column("level", justify="right", no_wrap=True)
+    table.add_column("return (mean ± std)", justify="right", no_wrap=True)
+    for kpi in kpis:
+        table.add_column(kpi.removeprefix("kpi/").replace("_", " "), justify="right")
+    for _, row in summary.iterrows():
+        level = f"{row['level']:g}"
+        if math.isclose(row["level"], row["nominal"], rel_tol=1e-9, abs_tol=1e-12):
+            level += "*"
+        cells = [level, f"{row['return']:,.4g} ± {row['return_std']:,.3g}"]
+        cells += ["" if pd.isna(row[k]) else f"{row[k]:,.4g}" for k in kpis]
+        table.add_row(*[str(row[key]) for key in who], *cells)
+    console.print(table)
+    if args.output:
+        json_path = Path(args.output)
+        csv_path = json_path.with_suffix(".csv")
+        if csv_path == json_path:
+            csv_path = json_path.with_name(f"{json_path.stem}.episodes.csv")
+
+        def records(table: pd.DataFrame) -> list[dict[str, Any]]:
+            # JSON has no NaN: a KPI an episode did not report becomes null
+            return table.astype(object).where(table.notna(), None).to_dict(orient="records")
+
+        payload = {
+            "perturbation": name,
+            "levels": levels,
+            "seeds": [int(s) for s in seeds],
+            "definitions": {
+                env_id: {
+                    "parameter": d.parameter,
+                    "meaning": d.meaning,
+                    "how": d.how,
+                    "valid_range": d.valid_range,
+                }
+                for env_id, d in definitions.items()
+            },
+            "skipped": skipped,
+            "summary": records(summary),
+            "episodes": records(frame),
+        }
+        json_path.write_text(json.dumps(payload, indent=2))
+        frame.to_csv(csv_path, index=False)
+        console.print(f"written to {json_path} and {csv_path}", soft_wrap=True)
+    return 0
+
+
+def _add_bench_parser(subparsers: Any) -> None:
+    bench = subparsers.add_parser(
+        "bench",
+        help="env and PPO throughput table of the OR envs, or a script from ./benchmarks",
+        description="Bare `opsrl bench` measures env steps/s of every OR env as one env, in SB3 "
+        "DummyVecEnv and SubprocVecEnv and as its batched VecEnv, PPO training throughput per "
+        "vectorisation, and step cost against problem size, and prints markdown tables. "
+        "`opsrl bench NAME [ARGS...]` runs benchmarks/NAME.py with ARGS; `--list` lists them.",
+    )
+    bench.add_argument("name", nargs="?", help="a script in benchmarks/ (default: the env table)")
+    bench.add_argument(
+        "script_args", nargs=argparse.REMAINDER, help="arguments passed on to the script"
+    )
+    bench.add_argument("--list", action="store_true", help="list the scripts in benchmarks/")
+    bench.add_argument("--quick", action="store_true", help="tiny settings: a smoke run")
+    bench.add_argument(
+        "--envs", help="comma-separated env ids or families (default: all OR envs), e.g. job_shop"
+    )
+    bench.add_argument(
+        "--copies", help="copies of the batched env, one column each (default 64,1024,4096)"
+    )
+    bench.add_argument(
+        "--ppo-steps", type=int, help="env steps per PPO learn (default 8192; 0: no PPO table)"
+    )
+    bench.add_argument("--repeats", type=int, help="runs per measurement, median (default 3)")
+    bench.add_argument("--seconds", type=float, help="minimum seconds per measurement (default 1)")
+    bench.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        help="time env steps by the wall clock (default) or by this process's CPU time "
+        "(steadier on a shared machine)",
+    )
+    bench.add_argument("--device", help="torch device of the PPO runs (default cpu)")
+    bench.add_argument("--no-scaling", action="store_true", help="skip the problem-size table")
+    bench.add_argument("--output", metavar="FILE.md", help="also write the tables to this file")
+
+
+#: options of the env table, which a benchmarks/ script does not take
+_BENCH_TABLE_OPTIONS = (
+    "envs",
+    "copies",
+    "ppo_steps",
+    "repeats",
+    "seconds",
+    "clock",
+    "device",
+    "no_scaling",
+    "output",
+)
+
+
+def _bench_table(args: argparse.Namespace, console: Any) -> int:
+    from opsrl import bench
+
+    for name in ("ppo_steps", "repeats"):
+        value = getattr(args, name)
+        if value is not None and value < (0 if name == "ppo_steps" else 1):
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{flag} must be at least {0 if name == 'ppo_steps' else 1}")
+    if args.seconds is not None and not args.seconds > 0:
+        raise ValueError("--seconds must be positive")
+    overrides: dict[str, Any] = {}
+    if args.copies is not None:
+        overrides["copies"] = bench.parse_copies(args.copies)
+    for name in ("ppo_steps", "repeats", "seconds", "clock", "device"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
+    if args.no_scaling:
+        overrides["scaling"] = False
+    settings = (
+        bench.BenchSettings.quick(**overrides) if args.quick else bench.BenchSettings(**overrides)
+    )
+    selection = [name.strip() for name in args.envs.split(",") if name.strip()] if args.envs else []
+    if args.envs is not None and not selection:
+        raise ValueError("--envs needs at least one env id or family name")
+    envs = bench.or_envs(selection)
+    report = bench.run_bench(settings, envs)
+    table = bench.render_markdown(report)
+    console.print(table, markup=False, highlight=False, soft_wrap=True)
+    if args.output:
+        flags = ["--quick"] if args.quick else []
+        for name in _BENCH_TABLE_OPTIONS[:-2]:
+            if getattr(args, name) is not None:
+                flags += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+        flags += ["--no-scaling"] if args.no_scaling else []
+        command = " ".join(["opsrl bench", *flags])
+        Path(args.output).write_text(f"Command: `{command}`\n\n{table}")
+        console.print(f"written to {args.output}", soft_wrap=True)
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace, console: Any) -> int:
+    if args.name is None and not args.list:
+        return _bench_table(args, console)
+    given = [
+        f"--{n.replace('_', '-')}"
+        for n in _BENCH_TABLE_OPTIONS
+        if getattr(args, n) not in (None, False)
+    ]
+    if given:
+        raise ValueError(
+            f"{', '.join(given)} apply to the env table (bare `opsrl bench`), not to a script; "
+            "give script arguments after its name"
+        )
     bench_dir = Path("benchmarks")
     scripts = sorted(p.stem for p in bench_dir.glob("*.py")) if bench_dir.is_dir() else []
     if not scripts:
         raise FileNotFoundError(
-            "no benchmarks/ directory here; run `opsrl bench` from the repository root"
+            "no benchmarks/ directory here; run `opsrl bench NAME` from the repository root"
         )
-    if args.name is None:
+    if args.list:
+        if args.name is not None:
+            raise ValueError("--list takes no script name")
         console.print("benchmarks: " + ", ".join(scripts))
         return 0
     if args.name not in scripts:
         raise ValueError(f"unknown benchmark '{args.name}'; known: {', '.join(scripts)}")
-    runpy.run_path(str(bench_dir / f"{args.name}.py"), run_name="__main__")
+    path = bench_dir / f"{args.name}.py"
+    # The script reads its own arguments from sys.argv, as when run with python directly.
+    script_args = (["--quick"] if args.quick else []) + list(args.script_args)
+    saved_argv = sys.argv
+    sys.argv = [str(path), *script_args]
+    try:
+        runpy.run_path(str(path), run_name="__main__")
+    finally:
+        sys.argv = saved_argv
     return 0
 
 

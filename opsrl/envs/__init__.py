@@ -45,6 +45,7 @@ ENV_TABLE: tuple[EnvEntry, ...] = (
         entry_point="opsrl.envs.esg_portfolio.env:ESGPortfolioEnv",
         description="Long-only portfolio in a standard or ESG-regulated market (synthetic or "
         "FinRL CSV prices)",
+        batched_entry_point="opsrl.envs.esg_portfolio.vec:ESGPortfolioVecEnv",
     ),
     # The simulator truncates itself at a safety horizon (and on deadlock), so no TimeLimit.
     EnvEntry(
