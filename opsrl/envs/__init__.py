@@ -58,6 +58,7 @@ ENV_TABLE: tuple[EnvEntry, ...] = (
     EnvEntry(
         id="opsrl/RideSharing-v0",
         entry_point="opsrl.envs.ride_sharing.env:RideSharingEnv",
+        batched_entry_point="opsrl.envs.ride_sharing.batched:RideSharingVecEnv",
         agents_entry_point="opsrl.envs.ride_sharing.vec:RideSharingAgentVecEnv",
         description="Ride-sharing order dispatch with pooling, platform view of the PettingZoo "
         "env (synthetic city or Manhattan zones + NYC TLC trips); Hungarian matching of scores",

@@ -790,3 +790,14 @@ def test_agent_vec_env_api_and_ppo_smoke():
     model = PPO("MlpPolicy", vec, n_steps=32, batch_size=64, n_epochs=1, seed=0, device="cpu")
     model.learn(256)
     assert model.num_timesteps >= 256
+
+
+def test_an_episode_without_orders_runs():
+    # very low demand can leave a whole episode without an order; observations must still build
+    import gymnasium as gym
+
+    env = gym.make("opsrl/RideSharing-v0", demand_rate=1e-6, episode_minutes=5)
+    obs, _ = env.reset(seed=0)
+    for _ in range(5):
+        obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+    assert truncated and reward == 0.0 and obs.shape == env.observation_space.shape

@@ -779,12 +779,21 @@ class RideSharingSim:
         slots = self._slot_order
         held = slots >= 0
         safe = np.where(held, slots, 0)
-        drop_time = np.where(held, self._drop_time[safe], np.inf)
+        # with no order yet in the episode the order arrays are empty: nothing is onboard
+        drop_time = (
+            np.where(held, self._drop_time[safe], np.inf)
+            if self.num_orders
+            else np.full(held.shape, np.inf)
+        )
         sequence = np.argsort(drop_time, axis=1, kind="stable")
         slots = np.take_along_axis(slots, sequence, axis=1)
         held = slots >= 0
         safe = np.where(held, slots, 0)
-        trip = self._drop_time[safe] - self._match_minute[safe]
+        trip = (
+            self._drop_time[safe] - self._match_minute[safe]
+            if self.num_orders
+            else np.zeros(held.shape)
+        )
         onboard = (
             np.stack(
                 [
