@@ -69,6 +69,7 @@ ENV_TABLE: tuple[EnvEntry, ...] = (
         entry_point="opsrl.envs.uam.env:UAMFleetEnv",
         description="Urban air mobility: eVTOL fleet scheduling between vertiports over a day "
         "(time-varying demand, delays, closures, downtime); graph or flat observations, masked",
+        batched_entry_point="opsrl.envs.uam.vec:UAMFleetVecEnv",
     ),
     # Submodular rewards (SubPO): the episode terminates at its own horizon (an env argument),
     # so no TimeLimit.
