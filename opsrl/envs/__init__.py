@@ -53,6 +53,7 @@ ENV_TABLE: tuple[EnvEntry, ...] = (
         entry_point="opsrl.envs.job_shop.env:JobShopEnv",
         description="Job shop dispatching: classic, blocking with/without swaps, random machine "
         "shutdowns (ISBJSSP by default); graph or flat observations, masked actions",
+        batched_entry_point="opsrl.envs.job_shop.vec:JobShopVecEnv",
     ),
     # The env truncates itself after episode_minutes (an env argument), so no TimeLimit.
     EnvEntry(
