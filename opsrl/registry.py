@@ -224,6 +224,14 @@ AGENT_TABLE: tuple[AgentEntry, ...] = (
         multi_policy=True,
     ),
     AgentEntry(
+        "pgmorl",
+        "opsrl.agents.pgmorl:PGMORLAgent",
+        "PGMORL (morl-baselines, the morl extra): evolved population of multi-objective PPO "
+        "policies with prediction-guided task selection (Box actions)",
+        "morl-baselines",
+        multi_policy=True,
+    ),
+    AgentEntry(
         "gnn_ppo",
         "opsrl.agents.gnn_dispatch:GnnPPO",
         "Masked PPO with a graph policy over the disjunctive graph (job shop dispatching; "

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium.utils.seeding import np_random
-from stable_baselines3.common.vec_env import VecEnv
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
+from opsrl.envs.batched import BatchedVecEnv
 from opsrl.envs.esg_portfolio.env import REWARDS, RUIN_FLOOR, ESGPortfolioEnv
 from opsrl.envs.esg_portfolio.sim import (
     TRADING_DAYS,
@@ -70,7 +69,7 @@ STEP_KEYS = (
 )
 
 
-class ESGPortfolioVecEnv(VecEnv):
+class ESGPortfolioVecEnv(BatchedVecEnv):
     """N copies of :class:`~opsrl.envs.esg_portfolio.env.ESGPortfolioEnv` stepped together.
 
     ``ESGPortfolioVecEnv(num_envs, seed=None, **env_kwargs)`` takes the same keyword arguments
@@ -110,6 +109,9 @@ class ESGPortfolioVecEnv(VecEnv):
     per copy; ``env_is_wrapped`` is always False. ``episode_trace`` and rendering are not
     offered: evaluate with the single env for those.
     """
+
+    supported_methods = SUPPORTED_METHODS
+    read_only_attributes = (*PER_COPY_ATTRIBUTES, *STRUCTURAL_ATTRIBUTES)
 
     def __init__(self, num_envs: int, seed: int | None = None, **env_kwargs: Any) -> None:
         if (
@@ -176,10 +178,6 @@ class ESGPortfolioVecEnv(VecEnv):
         return self.market.tickers
 
     # ----------------------------------------------------------------- VecEnv API
-    def seed(self, seed: int | None = None) -> Sequence[int | None]:
-        """Seeds ``seed + i`` for copy i, applied at the next :meth:`reset` (VecEnv API)."""
-        return super().seed(seed)
-
     def reset(self) -> np.ndarray:
         """Reset every copy (re-seeding those given a seed) and return observations (N, D)."""
         if self.random_start:
@@ -194,10 +192,6 @@ class ESGPortfolioVecEnv(VecEnv):
         self._started = True
         self.reset_infos = self._reset_kpi_infos(everyone)
         return self._observations()
-
-    def step_async(self, actions: np.ndarray) -> None:
-        """Store the actions (N, n_assets) of the next :meth:`step_wait`."""
-        self._actions = actions
 
     def step_wait(self) -> VecEnvStepReturn:
         """One day for every copy; copies whose episode ends restart automatically."""
@@ -290,13 +284,9 @@ class ESGPortfolioVecEnv(VecEnv):
             obs[finished] = self._observations(finished)
         return obs, rewards.astype(np.float32), dones, infos
 
-    def close(self) -> None:
-        """Nothing to release: the copies live in this process's arrays."""
-
-    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        """Per-copy values of ``attr_name`` (state and env methods) or the shared attribute."""
-        idx = self._get_indices(indices)
-        per_copy: dict[str, Callable[[int], Any]] = {
+    # ----------------------------------------------------------------- per-copy access
+    def _per_copy_attributes(self) -> dict[str, Callable[[int], Any]]:
+        return {
             "day": lambda i: int(self._day[i]),
             "date": lambda i: self.market.dates[self._day[i]],
             "episode_step": lambda i: int(self._day[i] - self._start[i]),
@@ -305,54 +295,13 @@ class ESGPortfolioVecEnv(VecEnv):
             "holdings": lambda i: self._holdings[i].copy(),
             "esg_scores": lambda i: self._esg[self._day[i]].copy(),
         }
-        if attr_name in per_copy:
-            return [per_copy[attr_name](i) for i in idx]
-        if attr_name in SUPPORTED_METHODS:
-            return [self._bound_method(attr_name, i) for i in idx]
-        if attr_name.startswith("__"):
-            raise AttributeError(attr_name)
-        value = getattr(self, attr_name)  # AttributeError for unknown names, as VecEnv expects
-        return [value for _ in idx]
 
-    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        """Set a shared attribute read at every step (``reward_mode``, ``rules``,
-        ``initial_value``, ...); copies share their parameters, so all must be targeted. The
-        attributes the construction rests on (the market, the split, the observation layout,
-        ``action_scale``, ...) are read-only: build a new env to change them."""
-        idx = self._get_indices(indices)
-        if attr_name in (*PER_COPY_ATTRIBUTES, *STRUCTURAL_ATTRIBUTES):
-            raise AttributeError(f"'{attr_name}' of ESGPortfolioVecEnv is read-only")
-        if sorted(idx) != list(range(self.num_envs)):
-            raise ValueError(
-                "ESGPortfolioVecEnv copies share their parameters; set_attr must target all copies"
-            )
-        if attr_name == "reward_mode" and value not in REWARDS:
+    def _check_attribute(self, name: str, value: Any) -> None:
+        """Attributes read at every step (``reward_mode``, ``rules``, ``initial_value``, ...)
+        may be set; the ones the construction rests on (the market, the split, the
+        observation layout, ``action_scale``, ...) are read-only: build a new env for them."""
+        if name == "reward_mode" and value not in REWARDS:
             raise ValueError(f"reward_mode must be one of {', '.join(REWARDS)}, got {value!r}")
-        setattr(self, attr_name, value)
-
-    def env_method(
-        self,
-        method_name: str,
-        *method_args: Any,
-        indices: VecEnvIndices = None,
-        **method_kwargs: Any,
-    ) -> list[Any]:
-        """Call one of the single env's methods per copy (see the class docstring)."""
-        if method_name not in SUPPORTED_METHODS:
-            raise AttributeError(
-                f"ESGPortfolioVecEnv.env_method does not support '{method_name}'; supported: "
-                f"{', '.join(SUPPORTED_METHODS)}"
-            )
-        return [
-            self._bound_method(method_name, i)(*method_args, **method_kwargs)
-            for i in self._get_indices(indices)
-        ]
-
-    def env_is_wrapped(
-        self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None
-    ) -> list[bool]:
-        """The copies are not gymnasium envs, so none is wrapped."""
-        return [False for _ in self._get_indices(indices)]
 
     # ----------------------------------------------------------------- vectorised extras
     @property

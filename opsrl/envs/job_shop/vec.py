@@ -23,12 +23,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium.utils.seeding import np_random
-from stable_baselines3.common.vec_env import VecEnv
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
+from opsrl.envs.batched import BatchedVecEnv, no_arguments
 from opsrl.envs.job_shop.data import JobShopInstance
 from opsrl.envs.job_shop.env import (
     DOWNTIME_FEATURE_CAP,
@@ -1076,7 +1075,7 @@ class _ShopBatch:
         return target + self._w_before.take(index)
 
 
-class JobShopVecEnv(VecEnv):
+class JobShopVecEnv(BatchedVecEnv):
     """N copies of :class:`~opsrl.envs.job_shop.env.JobShopEnv` stepped together.
 
     ``JobShopVecEnv(num_envs, seed=None, **env_kwargs)`` takes the keyword arguments of
@@ -1117,6 +1116,9 @@ class JobShopVecEnv(VecEnv):
     7 x N x max_machines x S int64, with S the most windows any (copy, machine) has held at
     once (ended windows are dropped; 64 to 128 for usual settings).
     """
+
+    supported_methods = SUPPORTED_METHODS
+    read_only_attributes = ("instance", "time", "max_jobs", "max_machines", "observation")
 
     def __init__(self, num_envs: int, seed: int | None = None, **env_kwargs: Any) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, int | np.integer) or num_envs < 1:
@@ -1193,10 +1195,6 @@ class JobShopVecEnv(VecEnv):
             self.seed(int(seed))
 
     # ----------------------------------------------------------------- VecEnv API
-    def seed(self, seed: int | None = None) -> Sequence[int | None]:
-        """Seeds ``seed + i`` for copy i, applied at the next :meth:`reset` (VecEnv API)."""
-        return super().seed(seed)
-
     def reset(self) -> dict[str, np.ndarray] | np.ndarray:
         """Reset every copy (re-seeding those given a seed) and return the observations."""
         if any(self._options):
@@ -1212,10 +1210,6 @@ class JobShopVecEnv(VecEnv):
         self._start_episodes(rows, seeds)
         self._started = True
         return self._observations(rows)
-
-    def step_async(self, actions: np.ndarray) -> None:
-        """Store the actions (N,) of the next :meth:`step_wait`."""
-        self._actions = actions
 
     def step_wait(self) -> VecEnvStepReturn:
         """One dispatch in every copy; copies whose episode ends are reset."""
@@ -1276,61 +1270,25 @@ class JobShopVecEnv(VecEnv):
             obs[ended] = fresh
         return obs, rewards, dones, infos
 
-    def close(self) -> None:
-        """Nothing to release: the copies live in this process's arrays."""
-
-    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        """Per-copy values of ``attr_name`` (state and env methods) or the shared attribute."""
-        idx = list(self._get_indices(indices))
-        per_copy: dict[str, Callable[[int], Any]] = {
+    # ----------------------------------------------------------------- per-copy access
+    def _per_copy_attributes(self) -> dict[str, Callable[[int], Any]]:
+        return {
             "instance": lambda i: self._table(i).instance,
             "time": lambda i: int(self._shop.time[i]),
-            "action_masks": lambda i: lambda: self._mask_row(i),
-            "lower_bound": lambda i: lambda: int(self._shop.lower_bound(np.array([i]))[0]),
         }
-        if attr_name in per_copy:
-            return [per_copy[attr_name](i) for i in idx]
-        if attr_name.startswith("__"):
-            raise AttributeError(attr_name)
-        value = getattr(self, attr_name)  # AttributeError for unknown names, as VecEnv expects
-        return [value for _ in idx]
 
-    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        """Set a shared attribute. Copies share their parameters, so all must be targeted."""
-        idx = self._get_indices(indices)
-        if attr_name in ("instance", "time", "max_jobs", "max_machines", "observation"):
-            raise AttributeError(f"'{attr_name}' of JobShopVecEnv is read-only")
-        if sorted(idx) != list(range(self.num_envs)):
-            raise ValueError(
-                "JobShopVecEnv copies share their parameters; set_attr must target all copies"
-            )
-        setattr(self, attr_name, value)
+    def _bound_method(self, name: str, index: int) -> Callable[..., Any]:
+        if name == "action_masks":
+            return lambda: self._mask_row(index)
+        return lambda: int(self._shop.lower_bound(np.array([index]))[0])
 
-    def env_method(
-        self,
-        method_name: str,
-        *method_args: Any,
-        indices: VecEnvIndices = None,
-        **method_kwargs: Any,
+    def _call_method(
+        self, name: str, indices: list[int], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> list[Any]:
-        """Call ``action_masks`` or ``lower_bound`` per copy (see the class docstring)."""
-        idx = list(self._get_indices(indices))
-        if method_args or method_kwargs:
-            raise TypeError(f"{method_name} takes no arguments")
-        if method_name == "action_masks":
-            return [self._mask_row(i) for i in idx]
-        if method_name == "lower_bound":
-            return [int(v) for v in self._shop.lower_bound(np.array(idx, dtype=np.int64))]
-        raise AttributeError(
-            f"JobShopVecEnv.env_method does not support '{method_name}'; supported: "
-            f"{', '.join(SUPPORTED_METHODS)}"
-        )
-
-    def env_is_wrapped(
-        self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None
-    ) -> list[bool]:
-        """The copies are not gymnasium envs, so none is wrapped."""
-        return [False for _ in self._get_indices(indices)]
+        no_arguments(name, args, kwargs)
+        if name == "action_masks":
+            return [self._mask_row(i) for i in indices]
+        return [int(v) for v in self._shop.lower_bound(np.array(indices, dtype=np.int64))]
 
     # ----------------------------------------------------------------- vectorised extras
     def action_masks(self) -> np.ndarray:
@@ -1343,10 +1301,6 @@ class JobShopVecEnv(VecEnv):
         return self._shop.kpi(np.arange(self.num_envs))
 
     # ----------------------------------------------------------------- helpers
-    def _check_started(self) -> None:
-        if not self._started:
-            raise RuntimeError("call reset() first")
-
     def _table(self, copy: int) -> _InstanceTables:
         self._check_started()
         table = self._tables[copy]

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium.utils.seeding import np_random
-from stable_baselines3.common.vec_env import VecEnv
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
+from opsrl.envs.batched import BatchedVecEnv
 from opsrl.envs.lot_sizing.env import LotSizingEnv, empty_kpi, kpi_dict, validate_actions
 from opsrl.envs.lot_sizing.sim import (
     decision_step,
@@ -27,7 +26,7 @@ __all__ = ["LotSizingVecEnv"]
 SUPPORTED_METHODS = ("action_masks", "post_decision")
 
 
-class LotSizingVecEnv(VecEnv):
+class LotSizingVecEnv(BatchedVecEnv):
     """N copies of :class:`~opsrl.envs.lot_sizing.env.LotSizingEnv` stepped together.
 
     ``LotSizingVecEnv(num_envs, seed=None, **env_kwargs)`` takes the same keyword arguments as
@@ -60,6 +59,9 @@ class LotSizingVecEnv(VecEnv):
     ``action_masks`` and ``post_decision`` (callables), and the shared attributes otherwise;
     ``env_is_wrapped`` is always False.
     """
+
+    supported_methods = SUPPORTED_METHODS
+    read_only_attributes = ("t", "inventory", "setup", "demand_path", "instance")
 
     def __init__(self, num_envs: int, seed: int | None = None, **env_kwargs: Any) -> None:
         if (
@@ -110,10 +112,6 @@ class LotSizingVecEnv(VecEnv):
             self.seed(int(seed))
 
     # ----------------------------------------------------------------- VecEnv API
-    def seed(self, seed: int | None = None) -> Sequence[int | None]:
-        """Seeds ``seed + i`` for copy i, applied at the next :meth:`reset` (VecEnv API)."""
-        return super().seed(seed)
-
     def reset(self) -> np.ndarray:
         """Reset every copy (re-seeding those given a seed) and return observations (N, D)."""
         for i in range(self.num_envs):
@@ -124,10 +122,6 @@ class LotSizingVecEnv(VecEnv):
         self._start_episodes()
         self.reset_infos = [{"kpi": empty_kpi()} for _ in range(self.num_envs)]
         return self._observations()
-
-    def step_async(self, actions: np.ndarray) -> None:
-        """Store the actions (N, M) of the next :meth:`step_wait`."""
-        self._actions = actions
 
     def step_wait(self) -> VecEnvStepReturn:
         """One period for every copy; auto-resets all copies when the episode ends."""
@@ -178,64 +172,29 @@ class LotSizingVecEnv(VecEnv):
         self.reset_infos = [{"kpi": empty_kpi()} for _ in range(self.num_envs)]
         return self._observations(), rewards, np.ones(self.num_envs, dtype=bool), infos
 
-    def close(self) -> None:
-        """Nothing to release: the copies live in this process's arrays."""
-
-    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        """Per-copy values of ``attr_name`` (state and env methods) or the shared attribute."""
-        idx = self._get_indices(indices)
-        per_copy: dict[str, Callable[[int], Any]] = {
+    # ----------------------------------------------------------------- per-copy access
+    def _per_copy_attributes(self) -> dict[str, Callable[[int], Any]]:
+        return {
             "t": lambda i: self._t,
             "inventory": lambda i: self._inventory[i].copy(),
             "setup": lambda i: self._setup[i].copy(),
             "demand_path": lambda i: self._read_only(self._demand_paths[i].copy()),
-            "action_masks": lambda i: self._action_mask.copy,
-            "post_decision": lambda i: lambda action: self._post_decision_list([i], action)[0],
         }
-        if attr_name in per_copy:
-            return [per_copy[attr_name](i) for i in idx]
-        if attr_name.startswith("__"):
-            raise AttributeError(attr_name)
-        value = getattr(self, attr_name)  # AttributeError for unknown names, as VecEnv expects
-        return [value for _ in idx]
 
-    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        """Set a shared attribute. Copies share their parameters, so all must be targeted."""
-        idx = self._get_indices(indices)
-        if attr_name in ("t", "inventory", "setup", "demand_path", "instance"):
-            raise AttributeError(f"'{attr_name}' of LotSizingVecEnv is read-only")
-        if sorted(idx) != list(range(self.num_envs)):
-            raise ValueError(
-                "LotSizingVecEnv copies share their parameters; set_attr must target all copies"
-            )
-        setattr(self, attr_name, value)
+    def _bound_method(self, name: str, index: int) -> Callable[..., Any]:
+        if name == "action_masks":
+            return self._action_mask.copy
+        return lambda action: self._post_decision_list([index], action)[0]
 
-    def env_method(
-        self,
-        method_name: str,
-        *method_args: Any,
-        indices: VecEnvIndices = None,
-        **method_kwargs: Any,
+    def _call_method(
+        self, name: str, indices: list[int], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> list[Any]:
-        """Call ``action_masks`` or ``post_decision`` per copy (see the class docstring)."""
-        idx = list(self._get_indices(indices))
-        if method_name == "action_masks":
-            return [self._action_mask.copy() for _ in idx]
-        if method_name == "post_decision":
-            if len(method_args) + len(method_kwargs) != 1:
-                raise TypeError("post_decision takes one argument, the action(s)")
-            actions = method_args[0] if method_args else next(iter(method_kwargs.values()))
-            return self._post_decision_list(idx, actions)
-        raise AttributeError(
-            f"LotSizingVecEnv.env_method does not support '{method_name}'; supported: "
-            f"{', '.join(SUPPORTED_METHODS)}"
-        )
-
-    def env_is_wrapped(
-        self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None
-    ) -> list[bool]:
-        """The copies are not gymnasium envs, so none is wrapped."""
-        return [False for _ in self._get_indices(indices)]
+        if name == "action_masks":
+            return [self._action_mask.copy() for _ in indices]
+        if len(args) + len(kwargs) != 1:
+            raise TypeError("post_decision takes one argument, the action(s)")
+        actions = args[0] if args else next(iter(kwargs.values()))
+        return self._post_decision_list(indices, actions)  # one batched call
 
     # ----------------------------------------------------------------- vectorised extras
     def action_masks(self) -> np.ndarray:
@@ -282,10 +241,6 @@ class LotSizingVecEnv(VecEnv):
         return self._t
 
     # ----------------------------------------------------------------- helpers
-    def _check_started(self) -> None:
-        if not self._started:
-            raise RuntimeError("call reset() first")
-
     def _start_episodes(self) -> None:
         """New episode for every copy, drawing from its own generator like the single env.
 

@@ -17,20 +17,20 @@ The per-vehicle VecEnv of parameter-sharing agents is
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import permutations
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium.utils.seeding import np_random
 from scipy.optimize import linear_sum_assignment
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from stable_baselines3.common.vec_env import VecEnv
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
+from opsrl.envs.batched import BatchedVecEnv, no_arguments
 from opsrl.envs.ride_sharing.data import GravityDemand
 from opsrl.envs.ride_sharing.env import RideSharingCore, RideSharingEnv
 from opsrl.envs.ride_sharing.sim import (
@@ -931,7 +931,7 @@ def _plain_side(
     return strict & (claims[other[best]] == 1), best
 
 
-class RideSharingVecEnv(VecEnv):
+class RideSharingVecEnv(BatchedVecEnv):
     """N copies of :class:`~opsrl.envs.ride_sharing.env.RideSharingEnv` stepped together.
 
     ``RideSharingVecEnv(num_envs, seed=None, **env_kwargs)`` takes the keyword arguments of
@@ -971,6 +971,9 @@ class RideSharingVecEnv(VecEnv):
     always False.
     """
 
+    supported_methods = SUPPORTED_METHODS
+    read_only_attributes = ("minute", "kpi", "core", "batch", "num_vehicles", "num_candidates")
+
     def __init__(self, num_envs: int, seed: int | None = None, **env_kwargs: Any) -> None:
         if (
             isinstance(num_envs, bool)
@@ -1004,10 +1007,6 @@ class RideSharingVecEnv(VecEnv):
             self.seed(int(seed))
 
     # ----------------------------------------------------------------- VecEnv API
-    def seed(self, seed: int | None = None) -> Sequence[int | None]:
-        """Seeds ``seed + i`` for copy i, applied at the next :meth:`reset` (VecEnv API)."""
-        return super().seed(seed)
-
     def reset(self) -> np.ndarray:
         """Reset every copy (re-seeding those given a seed) and return observations (N, M D)."""
         for i in range(self.num_envs):
@@ -1018,10 +1017,6 @@ class RideSharingVecEnv(VecEnv):
         self._start_episodes()
         self._started = True
         return self.batch.observations()
-
-    def step_async(self, actions: np.ndarray) -> None:
-        """Store the scores (N, M (K + 1)) of the next :meth:`step_wait`."""
-        self._actions = actions
 
     def step_wait(self) -> VecEnvStepReturn:
         """One minute for every copy; all copies auto-reset when the episodes end."""
@@ -1055,60 +1050,20 @@ class RideSharingVecEnv(VecEnv):
         self._start_episodes()
         return batch.observations(), rewards, np.ones(self.num_envs, dtype=bool), infos
 
-    def close(self) -> None:
-        """Nothing to release: the copies live in this process's arrays."""
+    # ----------------------------------------------------------------- per-copy access
+    def _per_copy_attributes(self) -> dict[str, Callable[[int], Any]]:
+        kpis = functools.cache(self.batch.kpi_dicts)  # one batched call per get_attr
+        return {"minute": lambda i: self.batch.minute, "kpi": lambda i: kpis()[i]}
 
-    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        """Per-copy ``minute``, ``kpi`` and ``action_masks`` (callable), else the shared
-        attribute."""
-        idx = list(self._get_indices(indices))
-        if attr_name == "minute":
-            return [self.batch.minute for _ in idx]
-        if attr_name == "kpi":
-            kpis = self.batch.kpi_dicts()
-            return [kpis[i] for i in idx]
-        if attr_name == "action_masks":
-            return [self._copy_mask_getter(i) for i in idx]
-        if attr_name.startswith("__"):
-            raise AttributeError(attr_name)
-        value = getattr(self, attr_name)  # AttributeError for unknown names, as VecEnv expects
-        return [value for _ in idx]
+    def _bound_method(self, name: str, index: int) -> Callable[..., Any]:
+        return lambda: self.action_masks()[index]
 
-    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        """Set a shared attribute. Copies share their parameters, so all must be targeted."""
-        idx = self._get_indices(indices)
-        if attr_name in ("minute", "kpi", "core", "batch", "num_vehicles", "num_candidates"):
-            raise AttributeError(f"'{attr_name}' of RideSharingVecEnv is read-only")
-        if sorted(idx) != list(range(self.num_envs)):
-            raise ValueError(
-                "RideSharingVecEnv copies share their parameters; set_attr must target all copies"
-            )
-        setattr(self, attr_name, value)
-
-    def env_method(
-        self,
-        method_name: str,
-        *method_args: Any,
-        indices: VecEnvIndices = None,
-        **method_kwargs: Any,
+    def _call_method(
+        self, name: str, indices: list[int], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> list[Any]:
-        """``action_masks`` per copy: a list of (M (K + 1),) bool arrays."""
-        idx = list(self._get_indices(indices))
-        if method_name == "action_masks":
-            if method_args or method_kwargs:
-                raise TypeError("action_masks takes no arguments")
-            masks = self.action_masks()
-            return [masks[i] for i in idx]
-        raise AttributeError(
-            f"RideSharingVecEnv.env_method does not support '{method_name}'; supported: "
-            f"{', '.join(SUPPORTED_METHODS)}"
-        )
-
-    def env_is_wrapped(
-        self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None
-    ) -> list[bool]:
-        """The copies are not gymnasium envs, so none is wrapped."""
-        return [False for _ in self._get_indices(indices)]
+        no_arguments(name, args, kwargs)
+        masks = self.action_masks()
+        return [masks[i] for i in indices]
 
     # ----------------------------------------------------------------- vectorised extras
     def action_masks(self) -> np.ndarray:
@@ -1133,10 +1088,6 @@ class RideSharingVecEnv(VecEnv):
         return self.batch.minute
 
     # ----------------------------------------------------------------- helpers
-    def _check_started(self) -> None:
-        if not self._started:
-            raise RuntimeError("call reset() first")
-
     def _start_episodes(self) -> None:
         self.batch.reset(self._rngs)  # type: ignore[arg-type]  # all set by reset()
         kpis = self.batch.kpi_dicts()
@@ -1159,6 +1110,3 @@ class RideSharingVecEnv(VecEnv):
                 f"scores must be finite (found NaN or inf in copy {int(np.argmin(finite))})"
             )
         return array.reshape(self.num_envs * self.num_vehicles, self.num_candidates + 1)
-
-    def _copy_mask_getter(self, index: int) -> Callable[[], np.ndarray]:
-        return lambda: self.action_masks()[index]

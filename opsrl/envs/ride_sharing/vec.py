@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from gymnasium.utils.seeding import np_random
-from stable_baselines3.common.vec_env import VecEnv
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
+from opsrl.envs.batched import BatchedVecEnv, no_arguments
 from opsrl.envs.ride_sharing.env import RideSharingCore
 
 __all__ = ["RideSharingAgentVecEnv"]
@@ -20,7 +19,7 @@ __all__ = ["RideSharingAgentVecEnv"]
 SUPPORTED_METHODS = ("action_mask", "action_masks")
 
 
-class RideSharingAgentVecEnv(VecEnv):
+class RideSharingAgentVecEnv(BatchedVecEnv):
     """N copies of :class:`~opsrl.envs.ride_sharing.env.RideSharingParallelEnv` with every
     vehicle as one VecEnv slot, so that one SB3 policy is shared by all vehicles.
 
@@ -48,6 +47,10 @@ class RideSharingAgentVecEnv(VecEnv):
     slot's copy's simulator/core; other attributes are shared; ``env_is_wrapped`` is always
     False.
     """
+
+    supported_methods = SUPPORTED_METHODS
+    read_only_attributes = ("sim", "core", "cores", "num_agents", "n_copies", "num_candidates")
+    copy_noun = "slots"
 
     def __init__(self, n_copies: int, seed: int | None = None, **env_kwargs: Any) -> None:
         if (
@@ -107,10 +110,6 @@ class RideSharingAgentVecEnv(VecEnv):
         self.reset_infos = [{"kpi": kpi} for kpi in self._kpis() for _ in range(self.num_agents)]
         return np.concatenate(observations)
 
-    def step_async(self, actions: np.ndarray) -> None:
-        """Store the scores (num_envs, K + 1) of the next :meth:`step_wait`."""
-        self._actions = actions
-
     def step_wait(self) -> VecEnvStepReturn:
         """One minute for every copy; a finished copy resets at once."""
         if not self._started:
@@ -165,54 +164,23 @@ class RideSharingAgentVecEnv(VecEnv):
             infos,
         )
 
-    def close(self) -> None:
-        """Nothing to release: the copies live in this process."""
+    # ----------------------------------------------------------------- per-slot access
+    def _per_copy_attributes(self) -> dict[str, Callable[[int], Any]]:
+        """Per slot: its copy's ``sim`` or ``core``."""
+        return {
+            name: (lambda i, name=name: getattr(self.cores[i // self.num_agents], name))
+            for name in ("sim", "core")
+        }
 
-    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        """Per slot: its copy's ``sim`` or ``core``; otherwise the shared attribute."""
-        idx = list(self._get_indices(indices))
-        if attr_name in ("sim", "core"):
-            return [getattr(self.cores[i // self.num_agents], attr_name) for i in idx]
-        if attr_name.startswith("__"):
-            raise AttributeError(attr_name)
-        value = getattr(self, attr_name)  # AttributeError for unknown names, as VecEnv expects
-        return [value for _ in idx]
+    def _bound_method(self, name: str, index: int) -> Callable[..., Any]:
+        return lambda: self.action_masks()[index].copy()
 
-    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        """Set a shared attribute; slots share their parameters, so all must be targeted."""
-        idx = sorted(self._get_indices(indices))
-        if attr_name in ("sim", "core", "cores", "num_agents", "n_copies", "num_candidates"):
-            raise AttributeError(f"'{attr_name}' of RideSharingAgentVecEnv is read-only")
-        if idx != list(range(self.num_envs)):
-            raise ValueError(
-                "RideSharingAgentVecEnv slots share their parameters; set_attr must target all"
-            )
-        setattr(self, attr_name, value)
-
-    def env_method(
-        self,
-        method_name: str,
-        *method_args: Any,
-        indices: VecEnvIndices = None,
-        **method_kwargs: Any,
+    def _call_method(
+        self, name: str, indices: list[int], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> list[Any]:
-        """Per-slot ``action_mask``/``action_masks`` ((K + 1,) bool each)."""
-        idx = list(self._get_indices(indices))
-        if method_name in SUPPORTED_METHODS:
-            if method_args or method_kwargs:
-                raise TypeError(f"{method_name} takes no arguments")
-            masks = self.action_masks()
-            return [masks[i].copy() for i in idx]
-        raise AttributeError(
-            f"RideSharingAgentVecEnv.env_method does not support '{method_name}'; supported: "
-            f"{', '.join(SUPPORTED_METHODS)}"
-        )
-
-    def env_is_wrapped(
-        self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None
-    ) -> list[bool]:
-        """The slots are not gymnasium envs, so none is wrapped."""
-        return [False for _ in self._get_indices(indices)]
+        no_arguments(name, args, kwargs)
+        masks = self.action_masks()
+        return [masks[i].copy() for i in indices]
 
     # ----------------------------------------------------------------- extras
     def action_masks(self) -> np.ndarray:

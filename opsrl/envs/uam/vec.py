@@ -11,19 +11,17 @@ every part of a step -- feasibility masks, flights and stays, landings, rewards,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium.utils.seeding import np_random
-from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import (
-    VecEnvIndices,
     VecEnvObs,
     VecEnvStepReturn,
 )
 
+from opsrl.envs.batched import BatchedVecEnv, no_arguments
 from opsrl.envs.uam.data import UAMScenario, generate_scenario, leg_matrices
 from opsrl.envs.uam.env import DEMAND_FEATURE_CAP, VERTIPORT_FEATURES, UAMFleetEnv
 from opsrl.envs.uam.sim import CHARGING, FLYING, PARKED, Decision
@@ -51,7 +49,7 @@ KPI_NAMES = (
 )
 
 
-class UAMFleetVecEnv(VecEnv):
+class UAMFleetVecEnv(BatchedVecEnv):
     """N copies of :class:`~opsrl.envs.uam.env.UAMFleetEnv` stepped together.
 
     ``UAMFleetVecEnv(num_envs, seed=None, **env_kwargs)`` takes the same keyword arguments as
@@ -87,6 +85,9 @@ class UAMFleetVecEnv(VecEnv):
     ``deciding_aircraft``, ``kpi`` (a dict) and ``action_masks`` (a callable), and the shared
     attributes otherwise; ``env_is_wrapped`` is always False.
     """
+
+    supported_methods = SUPPORTED_METHODS
+    read_only_attributes = (*PER_COPY_ATTRIBUTES, "config", "observation", "reward_mode")
 
     def __init__(self, num_envs: int, seed: int | None = None, **env_kwargs: Any) -> None:
         if (
@@ -202,10 +203,6 @@ class UAMFleetVecEnv(VecEnv):
             self.seed(int(seed))
 
     # ----------------------------------------------------------------- VecEnv API
-    def seed(self, seed: int | None = None) -> Sequence[int | None]:
-        """Seeds ``seed + i`` for copy i, applied at the next :meth:`reset` (VecEnv API)."""
-        return super().seed(seed)
-
     def reset(self) -> VecEnvObs:
         """Reset every copy (re-seeding those given a seed, replaying a scenario given in
         ``set_options``) and return the observations of the first decisions."""
@@ -229,10 +226,6 @@ class UAMFleetVecEnv(VecEnv):
         self._compute_masks()
         self.reset_infos = self._reset_info_list(self._copies)
         return self._observe(slice(None))
-
-    def step_async(self, actions: np.ndarray) -> None:
-        """Store the destinations (N,) of the next :meth:`step_wait`."""
-        self._actions = actions
 
     def step_wait(self) -> VecEnvStepReturn:
         """One decision in every copy; copies whose day ends are reset at once."""
@@ -298,60 +291,23 @@ class UAMFleetVecEnv(VecEnv):
             self.reset_infos[i] = info
         return obs, rewards, done, infos
 
-    def close(self) -> None:
-        """Nothing to release: the copies live in this process's arrays."""
-
-    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        """Per-copy values of ``attr_name`` (see the class docstring) or the shared attribute."""
-        idx = self._get_indices(indices)
-        per_copy: dict[str, Callable[[int], Any]] = {
-            "action_masks": lambda i: lambda: self._masks[i].copy(),
+    # ----------------------------------------------------------------- per-copy access
+    def _per_copy_attributes(self) -> dict[str, Callable[[int], Any]]:
+        return {
             "scenario": lambda i: self._scenarios[i],
             "time": lambda i: float(self._time[i]),
             "deciding_aircraft": lambda i: int(self._deciding[i]),
             "kpi": lambda i: self._kpi_dicts(np.array([i]))[0],
         }
-        if attr_name in per_copy:
-            return [per_copy[attr_name](i) for i in idx]
-        if attr_name.startswith("__"):
-            raise AttributeError(attr_name)
-        value = getattr(self, attr_name)  # AttributeError for unknown names, as VecEnv expects
-        return [value for _ in idx]
 
-    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        """Set a shared attribute. Copies share their parameters, so all must be targeted."""
-        idx = self._get_indices(indices)
-        if attr_name in (*PER_COPY_ATTRIBUTES, "config", "observation", "reward_mode"):
-            raise AttributeError(f"'{attr_name}' of UAMFleetVecEnv is read-only")
-        if sorted(idx) != list(range(self.num_envs)):
-            raise ValueError(
-                "UAMFleetVecEnv copies share their parameters; set_attr must target all copies"
-            )
-        setattr(self, attr_name, value)
+    def _bound_method(self, name: str, index: int) -> Callable[..., Any]:
+        return lambda: self._masks[index].copy()  # action_masks, the only method
 
-    def env_method(
-        self,
-        method_name: str,
-        *method_args: Any,
-        indices: VecEnvIndices = None,
-        **method_kwargs: Any,
+    def _call_method(
+        self, name: str, indices: list[int], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> list[Any]:
-        """Call ``action_masks`` per copy (see the class docstring)."""
-        idx = list(self._get_indices(indices))
-        if method_name == "action_masks":
-            if method_args or method_kwargs:
-                raise TypeError("action_masks takes no arguments")
-            return [self._masks[i].copy() for i in idx]
-        raise AttributeError(
-            f"UAMFleetVecEnv.env_method does not support '{method_name}'; supported: "
-            f"{', '.join(SUPPORTED_METHODS)}"
-        )
-
-    def env_is_wrapped(
-        self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None
-    ) -> list[bool]:
-        """The copies are not gymnasium envs, so none is wrapped."""
-        return [False for _ in self._get_indices(indices)]
+        no_arguments(name, args, kwargs)
+        return [self._masks[i].copy() for i in indices]
 
     # ----------------------------------------------------------------- vectorised extras
     def action_masks(self) -> np.ndarray:
