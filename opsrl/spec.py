@@ -170,8 +170,8 @@ class ExperimentSpec:
     eval: EvalSpec = field(default_factory=EvalSpec)
     #: parallel env copies feeding each learner
     n_envs: int = 1
-    #: ``auto`` (the env's batched VecEnv if it has one, else dummy), ``dummy``, ``subproc``,
-    #: ``batched``
+    #: ``auto`` (the env's batched VecEnv if it has one and n_envs >= 2, else dummy), ``dummy``,
+    #: ``subproc``, ``batched``
     vec_env: Literal["auto", "dummy", "subproc", "batched"] = "auto"
     #: torch device of the learners: ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ...
     device: str = "auto"

@@ -53,6 +53,22 @@ def test_tiny_spec_on_process_pool(tmp_path, capsys):
     assert "maskable_ppo" in out and "random" in out
 
 
+def test_auto_vec_env_is_batched_from_two_copies():
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from opsrl.envs.lot_sizing.vec import LotSizingVecEnv
+    from opsrl.experiment import make_vec_env, resolve_vec_env
+    from opsrl.spec import EnvSpec
+
+    env = EnvSpec("opsrl/LotSizing-v0", {"instance": "3x2"})
+    assert resolve_vec_env(env, "auto", 1) == "dummy"
+    assert resolve_vec_env(env, "auto", 2) == "batched"
+    assert resolve_vec_env(env, "batched", 1) == "batched"  # asked for, it is kept
+    one, two = make_vec_env(env, 1, 0, "auto"), make_vec_env(env, 2, 0, "auto")
+    assert isinstance(getattr(one, "venv", one), DummyVecEnv)
+    assert isinstance(two.venv, LotSizingVecEnv)
+
+
 def test_subproc_vec_env_workers_know_the_opsrl_ids():
     from opsrl.experiment import make_vec_env
     from opsrl.spec import EnvSpec
