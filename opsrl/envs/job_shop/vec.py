@@ -873,17 +873,16 @@ class _ShopBatch:
             pair_copy.tolist(), pair_machine.tolist(), states, strict=True
         ):
             self._window_states[copy][machine] = (*state, 0)
-        # a tight loop: this runs for every machine of every copy at every reset. One
-        # geometric call with an array of probabilities draws the 64 gaps then the 64
-        # lengths, element by element: the simulator's two calls.
+        # a tight loop: this runs for every machine of every copy at every reset. The
+        # simulator's two calls, 64 gaps then 64 lengths, with scalar probabilities (3x
+        # faster than one call with an array of them, and the same draws)
         n_streams = len(states)
         bit_generator, geometric = self._bit_generator, self._generator.geometric
-        if self.fixed_downtime:
-            probabilities = np.full(_BATCH, self.shutdown_prob)
+        gap_prob, length_prob = self.shutdown_prob, 1.0 / self.downtime
+        fixed = self.fixed_downtime
+        if fixed:
             lengths = np.full((n_streams, _BATCH), int(self.downtime), dtype=np.int64)
-        else:
-            probabilities = np.repeat([self.shutdown_prob, 1.0 / self.downtime], _BATCH)
-        draws = np.empty((n_streams, probabilities.size), dtype=np.int64)
+        draws = np.empty((n_streams, _BATCH if fixed else 2 * _BATCH), dtype=np.int64)
         for pair, (state, increment) in enumerate(states):
             bit_generator.state = {
                 "bit_generator": "PCG64",
@@ -891,7 +890,9 @@ class _ShopBatch:
                 "has_uint32": 0,
                 "uinteger": 0,
             }
-            draws[pair] = geometric(probabilities)
+            draws[pair, :_BATCH] = geometric(gap_prob, _BATCH)
+            if not fixed:
+                draws[pair, _BATCH:] = geometric(length_prob, _BATCH)
         self._w_count[rows] = 0
         self._w_complete[rows] = True
         for counter in (self._w_drawn, self._w_base_end, self._w_base_before):
