@@ -46,6 +46,7 @@ from stable_baselines3.common.vec_env import (
 
 import opsrl
 from opsrl import registry, results
+from opsrl.agents.device_rollouts import rollouts_on_device
 from opsrl.evaluation import (
     EpisodeResult,
     ObservationNormalizedPolicy,
@@ -255,7 +256,7 @@ def build_agent(agent: AgentSpec, venv: VecEnv, seed: int, device: str) -> BaseA
     if agent.policy is None and isinstance(venv.observation_space, gym.spaces.Dict):
         policy = policy.replace("Mlp", "MultiInput")
     try:
-        return agent_cls(
+        model = agent_cls(
             policy,
             venv,
             seed=seed,
@@ -269,6 +270,9 @@ def build_agent(agent: AgentSpec, venv: VecEnv, seed: int, device: str) -> BaseA
             f"agent '{agent.label}' cannot run on {venv.observation_space} / "
             f"{venv.action_space}: {message}"
         ) from None
+    # a GPU learner gets each rollout once per update, not once per minibatch
+    rollouts_on_device(model)
+    return model
 
 
 def wrap_normalize(agent: AgentSpec, venv: VecEnv) -> VecEnv:

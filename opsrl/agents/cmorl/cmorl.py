@@ -54,6 +54,7 @@ from opsrl.agents.cmorl.moppo import (
     make_mo_vec_env,
 )
 from opsrl.agents.cmorl.policies import MOActorCriticPolicy
+from opsrl.agents.device_rollouts import rollouts_on_device
 from opsrl.mo.metrics import equally_spaced_weights, hypervolume
 from opsrl.mo.pareto import ParetoArchive, select_by_crowding
 
@@ -199,7 +200,7 @@ def _policy_name(observation_space: gym.Space) -> str:
 
 def _build_moppo(config: _TaskConfig, weights: np.ndarray, seed: int) -> MOPPO:
     venv = make_mo_vec_env(config.env, config.n_envs, seed=seed, env_kwargs=config.env_kwargs)
-    return MOPPO(
+    model = MOPPO(
         _policy_name(venv.observation_space),
         venv,
         weights=weights,
@@ -208,6 +209,8 @@ def _build_moppo(config: _TaskConfig, weights: np.ndarray, seed: int) -> MOPPO:
         device=config.device,
         **config.ppo_kwargs,
     )
+    rollouts_on_device(model)  # on a GPU: each rollout copied once per update
+    return model
 
 
 def _train_task(
