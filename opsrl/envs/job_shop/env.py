@@ -111,7 +111,7 @@ def unflatten_graph_observation(observation: Mapping[str, Any]) -> dict[str, Any
 
 
 @dataclass
-class _InstanceSource:
+class InstanceSource:
     """One entry of the ``instance`` argument: a fixed instance or a random-instance spec."""
 
     instance: JobShopInstance | None
@@ -127,7 +127,7 @@ class _InstanceSource:
         return make_instance({**self.spec, "seed": seed})
 
 
-def _instance_source(spec: Any) -> _InstanceSource:
+def _instance_source(spec: Any) -> InstanceSource:
     if isinstance(spec, Mapping) and "seed" not in spec:
         spec = dict(spec)
         unknown = set(spec) - _RANDOM_KEYS
@@ -137,15 +137,15 @@ def _instance_source(spec: Any) -> _InstanceSource:
                 f"(known: {sorted(_RANDOM_KEYS | {'seed'})})"
             )
         sample = make_instance({**spec, "seed": 0})  # validates the spec
-        return _InstanceSource(None, spec, sample.n_jobs, sample.n_ops, sample.n_machines)
+        return InstanceSource(None, spec, sample.n_jobs, sample.n_ops, sample.n_machines)
     if isinstance(spec, Mapping):
         spec = dict(spec)
     instance = make_instance(spec)
-    return _InstanceSource(instance, None, instance.n_jobs, instance.n_ops, instance.n_machines)
+    return InstanceSource(instance, None, instance.n_jobs, instance.n_ops, instance.n_machines)
 
 
 @dataclass
-class _StaticGraph:
+class StaticGraph:
     """Per-instance arrays of the observations, in padded node ids (j * K + k)."""
 
     machines: np.ndarray  # (n, n_ops) int
@@ -165,7 +165,9 @@ class _StaticGraph:
 _STATUS_ONE_HOT = np.eye(5, dtype=np.float32)
 
 
-def _static_graph(instance: JobShopInstance, jobs: int, width: int) -> _StaticGraph:
+def static_graph(instance: JobShopInstance, jobs: int, width: int) -> StaticGraph:
+    """The per-instance arrays of the observations (features, conjunctive and disjunctive
+    edges) of ``instance`` padded to ``jobs`` x ``width`` (shared by the batched env)."""
     n, n_ops = instance.machines.shape
     node_ids = np.arange(n)[:, None] * width + np.arange(n_ops)[None, :]
     conjunctive = np.stack([node_ids[:, :-1].ravel(), node_ids[:, 1:].ravel()])
@@ -183,7 +185,7 @@ def _static_graph(instance: JobShopInstance, jobs: int, width: int) -> _StaticGr
     template = np.zeros((jobs, width, len(NODE_FEATURES)), dtype=np.float32)
     template[:n, :n_ops, NODE_FEATURES.index("duration")] = durations / p_max
     template[:n, :n_ops, NODE_FEATURES.index("remaining_job_ops")] = (n_ops - op_index) / width
-    return _StaticGraph(
+    return StaticGraph(
         machines=instance.machines,
         durations=durations,
         job_work=durations.sum(axis=1, keepdims=True),
@@ -440,7 +442,7 @@ class JobShopEnv(gym.Env[dict[str, np.ndarray] | np.ndarray, np.int64]):
         self._capacity = (jobs * (width - 1), width * (jobs * (jobs - 1) // 2))
 
         # one simulator per fixed instance, reused across resets
-        self._sims: dict[int, tuple[JobShopSim, _StaticGraph]] = {}
+        self._sims: dict[int, tuple[JobShopSim, StaticGraph]] = {}
         first = self._sources[0]
         self.sim, self._graph = self._simulator(0, first.draw(np.random.default_rng(0)))
         self._started = False
@@ -448,6 +450,12 @@ class JobShopEnv(gym.Env[dict[str, np.ndarray] | np.ndarray, np.int64]):
         self._lower_bound = 0
 
     # ----------------------------------------------------------------- properties
+    @property
+    def instance_sources(self) -> tuple[InstanceSource, ...]:
+        """What each episode's instance is drawn from, in the order of ``instance``: fixed
+        instances and random-instance specs (shared by the batched env)."""
+        return tuple(self._sources)
+
     @property
     def instance(self) -> JobShopInstance:
         """The instance of the current episode."""
@@ -549,7 +557,7 @@ class JobShopEnv(gym.Env[dict[str, np.ndarray] | np.ndarray, np.int64]):
         return self._gantt()
 
     # ----------------------------------------------------------------- helpers
-    def _simulator(self, index: int, instance: JobShopInstance) -> tuple[JobShopSim, _StaticGraph]:
+    def _simulator(self, index: int, instance: JobShopInstance) -> tuple[JobShopSim, StaticGraph]:
         if self._sources[index].instance is not None and index in self._sims:
             return self._sims[index]
         sim = JobShopSim(
@@ -560,7 +568,7 @@ class JobShopEnv(gym.Env[dict[str, np.ndarray] | np.ndarray, np.int64]):
             downtime=self.downtime,
             downtime_model=self.downtime_model,
         )
-        pair = (sim, _static_graph(instance, self.max_jobs, self.max_machines))
+        pair = (sim, static_graph(instance, self.max_jobs, self.max_machines))
         if self._sources[index].instance is not None:
             self._sims[index] = pair
         return pair

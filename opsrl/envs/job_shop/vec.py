@@ -35,7 +35,7 @@ from opsrl.envs.job_shop.env import (
     FLAT_MACHINE_FEATURES,
     NODE_FEATURES,
     JobShopEnv,
-    _static_graph,
+    static_graph,
 )
 from opsrl.envs.job_shop.sim import BLOCKED, DONE, HORIZON_FACTOR, PROCESSING, WAITING
 
@@ -83,7 +83,7 @@ class _InstanceTables:
 def _instance_tables(
     instance: JobShopInstance, jobs: int, width: int, blocking: bool, swap: bool
 ) -> _InstanceTables:
-    """The padded static arrays of ``instance`` (the observation's from ``_static_graph``,
+    """The padded static arrays of ``instance`` (the observation's from ``static_graph``,
     so that both envs compute from the same numbers)."""
     n, n_ops = instance.machines.shape
     machine_of = np.full((jobs, width + 1), width, dtype=np.int64)
@@ -92,7 +92,7 @@ def _instance_tables(
     duration_of[:n, :n_ops] = instance.durations
     work_from = np.zeros((jobs, width + 1), dtype=np.int64)
     work_from[:n, :n_ops] = np.cumsum(instance.durations[:, ::-1], axis=1)[:, ::-1]
-    graph = _static_graph(instance, jobs, width)
+    graph = static_graph(instance, jobs, width)
     durations = np.zeros((jobs, width))
     durations[:n, :n_ops] = graph.durations
     job_work = np.ones(jobs)
@@ -1142,7 +1142,7 @@ class JobShopVecEnv(BatchedVecEnv):
         self.invalid_action = template.invalid_action
         self.instance_selection = template.instance_selection
         self.render_mode = None
-        self._sources = template._sources
+        self._sources = list(template.instance_sources)
         self._fixed_tables: dict[int, _InstanceTables] = {}
         num_envs = int(num_envs)
         super().__init__(num_envs, template.observation_space, template.action_space)
