@@ -35,6 +35,8 @@ class BatchedVecEnv(VecEnv):
     #: what one env of ``num_envs`` is called in messages
     copy_noun: ClassVar[str] = "copies"
 
+    #: the copies do not render (VecEnv reads it per copy when it is built)
+    render_mode: str | None = None
     _started: bool = False
     _actions: Any = None
 

@@ -1052,7 +1052,7 @@ class RideSharingVecEnv(BatchedVecEnv):
 
     # ----------------------------------------------------------------- per-copy access
     def _per_copy_attributes(self) -> dict[str, Callable[[int], Any]]:
-        kpis = functools.cache(self.batch.kpi_dicts)  # one batched call per get_attr
+        kpis = functools.cache(lambda: self.batch.kpi_dicts())  # one batched call per get_attr
         return {"minute": lambda i: self.batch.minute, "kpi": lambda i: kpis()[i]}
 
     def _bound_method(self, name: str, index: int) -> Callable[..., Any]:
