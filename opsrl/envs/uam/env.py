@@ -104,6 +104,13 @@ TRACE_COLUMNS = (
 )
 
 
+def vertiport_edges(n_vertiports: int) -> tuple[np.ndarray, np.ndarray]:
+    """Source and target vertiport of each directed edge of the complete vertiport graph (no
+    self-loops), in the order of the graph observation's edges."""
+    source, target = np.nonzero(~np.eye(n_vertiports, dtype=bool))
+    return source, target
+
+
 def vertiport_feature_names(config: UAMConfig) -> tuple[str, ...]:
     """All column names of a vertiport node for ``config``."""
     points = range(config.n_demand_points)
@@ -321,7 +328,7 @@ class UAMFleetEnv(gym.Env[dict[str, np.ndarray] | np.ndarray, np.int64]):
         self.n_vertiports, self.n_aircraft = n, a
         self.n_demand_points = config.n_demand_points
         self._n_vertiport_features = len(vertiport_feature_names(config))
-        source, target = np.nonzero(~np.eye(n, dtype=bool))
+        source, target = vertiport_edges(n)
         self._edge_source, self._edge_target = source, target
         self._edges = np.concatenate([source, target]).astype(np.float32)
         self.action_space = spaces.Discrete(n)

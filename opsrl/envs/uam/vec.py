@@ -23,7 +23,13 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 
 from opsrl.envs.batched import BatchedVecEnv, no_arguments
 from opsrl.envs.uam.data import UAMScenario, generate_scenario, leg_matrices
-from opsrl.envs.uam.env import DEMAND_FEATURE_CAP, VERTIPORT_FEATURES, UAMFleetEnv
+from opsrl.envs.uam.env import (
+    DEMAND_FEATURE_CAP,
+    VERTIPORT_FEATURES,
+    UAMFleetEnv,
+    vertiport_edges,
+    vertiport_feature_names,
+)
 from opsrl.envs.uam.sim import CHARGING, FLYING, PARKED, Decision
 
 __all__ = ["UAMFleetVecEnv"]
@@ -123,11 +129,11 @@ class UAMFleetVecEnv(BatchedVecEnv):
         self._corridor_capacity = config.corridor_capacity
         self._day_start, self._day_end = float(config.day_start), float(config.day_end)
         self._day_length = config.day_length
-        self._n_vertiport_features = template._n_vertiport_features
-        source, target = template._edge_source, template._edge_target
+        self._n_vertiport_features = len(vertiport_feature_names(config))
+        source, target = vertiport_edges(n)
         self._edge_source, self._edge_target = source, target
         self._edge_pair = source * n + target  # (E,) index into a flattened (N, N) matrix
-        self._edges = template._edges
+        self._edges = np.concatenate([source, target]).astype(np.float32)
         self._demand_norm = config.peak_bin_demand
         self._profile_norm = self._demand_norm * (n - 1)
         self._corridor_norm = float(config.corridor_capacity or config.n_aircraft)
