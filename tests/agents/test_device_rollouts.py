@@ -68,11 +68,11 @@ def _parameters(model) -> list[np.ndarray]:
 @pytest.mark.parametrize("name", list(CASES))
 def test_same_training_with_rollouts_moved_once(name):
     reference = CASES[name]()
-    reference.learn(256)
+    reference.learn(128)
     model = CASES[name]()
     assert rollouts_on_device(model, force=True)
     assert isinstance(model.rollout_buffer, DeviceRolloutMixin)
-    model.learn(256)
+    model.learn(128)
     for before, after in zip(_parameters(reference), _parameters(model), strict=True):
         np.testing.assert_array_equal(before, after)
 
