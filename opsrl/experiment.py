@@ -116,7 +116,7 @@ def make_env(env_spec: EnvSpec) -> gym.Env:
         raise RunError(f"env {env_spec.id} {env_spec.kwargs}: {error}") from None
 
 
-def resolve_vec_env(env_spec: EnvSpec, vec_env: str, n_envs: int = 2) -> str:
+def resolve_vec_env(env_spec: EnvSpec, vec_env: str, n_envs: int) -> str:
     """The VecEnv kind actually used: ``auto`` picks the env's batched version if it has one
     and there are at least 2 copies (one copy gains nothing from the arrays and can be
     slower: the UAM batched env steps one copy at 0.6x the single env)."""
@@ -742,7 +742,7 @@ def validate(spec: ExperimentSpec) -> None:
         make_env(env_spec).close()
         if env_spec.eval_kwargs:
             make_env(env_spec.for_evaluation()).close()
-        resolve_vec_env(env_spec, spec.vec_env)
+        resolve_vec_env(env_spec, spec.vec_env, spec.n_envs)
     for agent in spec.agents:
         check_hyperparams(agent)
         if agent.env_kwargs:

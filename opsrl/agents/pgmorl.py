@@ -357,8 +357,9 @@ class PGMORLAgent:
             th.manual_seed(int(self.seed))
         env_id = _alias_env_id(self.env, self.env_kwargs)
         kwargs = {"num_minibatches": 16, **self.ppo_kwargs}
-        quiet_init = contextlib.nullcontext() if self.verbose else contextlib.redirect_stdout(None)
-        with quiet_init:
+        # PGMORL prints every iteration and task choice; keep them only when verbose
+        quiet = contextlib.nullcontext() if self.verbose else contextlib.redirect_stdout(None)
+        with quiet:
             algorithm = pgmorl.PGMORL(
                 env_id=env_id,
                 origin=self.ref_point.copy(),
@@ -377,8 +378,6 @@ class PGMORLAgent:
         source = _normalizer(algorithm.env.envs[0])
         algorithm.archive = _stats_recording_archive(type(algorithm.archive), source)
         eval_env = _LiveNormalizedObservation(make_mo_env(env_id), source)
-        # PGMORL prints every iteration and task choice; keep them unless verbose
-        quiet = contextlib.nullcontext() if self.verbose else contextlib.redirect_stdout(None)
         try:
             with quiet:
                 algorithm.train(
